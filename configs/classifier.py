@@ -1,0 +1,46 @@
+"""Backbone training on SynthAerial: scene class + multi-label object presence.
+
+    python -m train.classifier --config configs/classifier.py:small_cnn \\
+        --workdir workdirs/small_cnn
+    python -m train.classifier --config configs/classifier.py:resnet18 \\
+        --workdir workdirs/resnet18 --config.train.steps=3000
+
+Variants: `small_cnn`, `resnet18` (default 128x128 scenes) and their `_tiny`
+forms for CI (32x32, a few dozen steps). Expected on 2 CPU cores with the
+default variants: see README (accuracy table of the main job).
+"""
+
+import ml_collections
+
+VARIANTS = ("small_cnn", "resnet18", "small_cnn_tiny", "resnet18_tiny")
+
+
+def get_config(variant=None):
+    variant = variant or "small_cnn"
+    if variant not in VARIANTS:
+        raise KeyError(f"{variant!r}; valid: {', '.join(VARIANTS)}")
+    tiny = variant.endswith("_tiny")
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.model = ml_collections.ConfigDict()
+    c.model.name = variant.removesuffix("_tiny")
+    c.data = ml_collections.ConfigDict()
+    c.data.name = "synthaerial"
+    c.data.image_size = 32 if tiny else 64
+    c.data.num_train = 256 if tiny else 4000
+    c.data.num_test = 64 if tiny else 800
+    c.data.seed = 0
+    c.data.boat_on_water_p = 0.9
+    c.train = ml_collections.ConfigDict()
+    c.train.batch_size = 32 if tiny else 64
+    c.train.steps = 30 if tiny else 1500
+    c.train.lr = 1e-3
+    c.train.weight_decay = 1e-4
+    c.train.multilabel_weight = 1.0
+    c.train.log_every = 10 if tiny else 50
+    c.train.checkpoint_every = 20 if tiny else 500
+    c.train.keep_checkpoints = 2
+    c.train.eval_every = 0 if tiny else 500
+    c.mesh = ml_collections.ConfigDict()
+    c.mesh.num_model = 1
+    return c

@@ -1,0 +1,30 @@
+"""The main job: every implemented stage on the embedded SynthAerial dataset.
+
+    python -m eval.reproduce --config configs/reproduce.py --workdir workdirs/reproduce
+    python -m eval.reproduce --config configs/reproduce.py:tiny --workdir /tmp/r
+
+Writes `report.md`, `results.json` and figures (PNG) into the workdir. Each
+stage's outputs live under `workdir/<stage>/`; a finished stage is skipped on
+re-run (delete its folder to redo it). Variants: `default`, `tiny` (CI).
+"""
+
+import ml_collections
+
+from configs import classifier
+
+
+def get_config(variant=None):
+    variant = variant or "default"
+    if variant not in ("default", "tiny"):
+        raise KeyError(f"{variant!r}; valid: default, tiny")
+    tiny = variant == "tiny"
+    c = ml_collections.ConfigDict()
+    c.stages = ("environment", "dataset", "backbones")
+    c.dataset = ml_collections.ConfigDict()
+    c.dataset.num_preview = 8
+    c.dataset.image_size = 32 if tiny else 128
+    c.backbones = ml_collections.ConfigDict()
+    suffix = "_tiny" if tiny else ""
+    c.backbones.small_cnn = classifier.get_config("small_cnn" + suffix)
+    c.backbones.resnet18 = classifier.get_config("resnet18" + suffix)
+    return c

@@ -1,0 +1,109 @@
+"""Benchmark harness: ours vs a baseline, same process, same inputs.
+
+    python -m eval.bench NAME [--quick] [--out FILE]
+    python -m eval.bench --list
+
+Each benchmark module `eval/benches/NAME.py` has `run(quick: bool) -> dict`
+with keys `ours_s`, `baseline`, `baseline_s`, `agreement`, `agreement_ok`,
+`params` (and optionally `extra`). The harness adds the name, the device and
+software versions, and `speedup = baseline_s / ours_s`, and writes one JSON
+record (default `bench_results/NAME.json`, written atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+
+# Fake CPU devices for the scaling benchmarks; this flag only affects the host
+# platform, so a GPU/TPU run still uses its real devices.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+
+# name -> (module, what it measures). Modules are imported only when run, so
+# the baselines' heavy dependencies (torch, faiss) load only when needed.
+BENCHMARKS = {
+    "sharded_step": (
+        "eval.benches.sharded_step",
+        "data-parallel train step throughput on 1, 2, 4, 8 devices",
+    ),
+}
+
+
+def device_info() -> dict:
+    import jax
+
+    devices = jax.devices()
+    info = {
+        "platform": devices[0].platform,
+        "kind": devices[0].device_kind,
+        "count": len(devices),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+    }
+    if devices[0].platform == "cpu":
+        info["note"] = "CPU devices may be fake (xla_force_host_platform_device_count)"
+    return info
+
+
+def run_benchmark(name: str, quick: bool) -> dict:
+    """Runs one benchmark and returns its complete record."""
+    if name not in BENCHMARKS:
+        raise SystemExit(
+            f"Unknown benchmark {name!r}; available: {', '.join(sorted(BENCHMARKS))}"
+        )
+    module = importlib.import_module(BENCHMARKS[name][0])
+    result = module.run(quick)
+    missing = {"ours_s", "baseline", "baseline_s", "agreement", "agreement_ok"} - set(
+        result
+    )
+    if missing:
+        raise RuntimeError(f"benchmark {name} returned no {sorted(missing)}")
+    ours, base = result["ours_s"], result["baseline_s"]
+    record = {
+        "name": name,
+        "device": device_info(),
+        "quick": quick,
+        "ours_s": ours,
+        "baseline": result["baseline"],
+        "baseline_s": base,
+        "speedup": (base / ours) if ours and base else None,
+        "agreement": result["agreement"],
+        "agreement_ok": bool(result["agreement_ok"]),
+        "params": result.get("params", {}),
+    }
+    if "extra" in result:
+        record["extra"] = result["extra"]
+    return record
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", nargs="?")
+    parser.add_argument("--quick", action="store_true", help="under 3 min on 2 cores")
+    parser.add_argument("--out", help="JSON output path")
+    parser.add_argument("--list", action="store_true", help="list benchmarks")
+    args = parser.parse_args(argv)
+    if args.list or not args.name:
+        for name, (_, what) in sorted(BENCHMARKS.items()):
+            print(f"{name:22s} {what}")
+        return 0
+    record = run_benchmark(args.name, args.quick)
+    out = args.out or os.path.join("bench_results", f"{args.name}.json")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    tmp = out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, out)
+    print(json.dumps(record, indent=2))
+    print(f"wrote {out}", file=sys.stderr)
+    return 0 if record["agreement_ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,154 @@
+"""Trains a backbone on SynthAerial (scene + object presence), or on digits.
+
+    python -m train.classifier --config configs/classifier.py:small_cnn \\
+        --workdir workdirs/small_cnn [--config.train.steps=3000]
+
+Data-parallel over all devices, checkpointed (resumes from the workdir),
+metrics in `workdir/metrics.jsonl`, final accuracies in `workdir/results.json`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+
+import jax
+import numpy as np
+import optax
+
+from configs import cli
+from jaxcxai import checkpoint, parallel, training
+from jaxcxai.metric_writers import JsonlWriter, write_json_atomic
+from jaxcxai.models.cnn import SmallCNN
+from jaxcxai.models.preprocess import NORMALIZATION, preprocess
+from jaxcxai.models.resnet import resnet18
+from jaxcxai.training import classify
+
+MODELS = {"small_cnn": SmallCNN, "resnet18": resnet18}
+
+
+def _synthaerial(cfg):
+    from jaxcxai.data import synthaerial
+
+    def split(num, seed):
+        d = synthaerial.generate(
+            num, size=cfg.image_size, seed=seed, boat_on_water_p=cfg.boat_on_water_p
+        )
+        return {
+            "image": d["image"],
+            "label": d["scene"].astype(np.int32),
+            "multilabel": d["objects_present"],
+        }
+
+    # Test images come from another seed: disjoint by construction.
+    train = split(cfg.num_train, cfg.seed)
+    test = split(cfg.num_test, cfg.seed + 10_000)
+    return train, test, len(synthaerial.SCENES), len(synthaerial.CONCEPTS)
+
+
+def _digits(cfg):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = (d.images / 16.0 * 255).astype(np.uint8)
+    images = np.repeat(images[..., None], 3, axis=-1)
+    perm = np.random.default_rng(cfg.seed).permutation(len(images))
+    tr, te = perm[: cfg.num_train], perm[cfg.num_train : cfg.num_train + cfg.num_test]
+    split = lambda idx: {"image": images[idx], "label": d.target[idx].astype(np.int32)}
+    return split(tr), split(te), 10, 0
+
+
+DATASETS = {"synthaerial": _synthaerial, "digits": _digits}
+
+
+def batch_indices(step: int, num_examples: int, batch_size: int, seed: int) -> np.ndarray:
+    """Indices of the examples of `step`: a fresh permutation every epoch.
+
+    A pure function of the step, so a resumed run sees the same batches.
+    """
+    per_epoch = num_examples // batch_size
+    if per_epoch == 0:
+        raise ValueError(
+            f"batch size {batch_size} exceeds the {num_examples} training examples"
+        )
+    epoch, i = divmod(step, per_epoch)
+    perm = np.random.default_rng([seed, epoch]).permutation(num_examples)
+    return perm[i * batch_size : (i + 1) * batch_size]
+
+
+def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict:
+    """Trains `config.model.name` and returns the test metrics."""
+    if config.data.name not in DATASETS:
+        raise ValueError(f"unknown dataset {config.data.name!r}; valid: {list(DATASETS)}")
+    if config.model.name not in MODELS:
+        raise ValueError(f"unknown model {config.model.name!r}; valid: {list(MODELS)}")
+    os.makedirs(workdir, exist_ok=True)
+    train, test, num_classes, num_labels = DATASETS[config.data.name](config.data)
+    mesh = parallel.make_mesh(config.mesh.num_model)
+    parallel.check_batch_size(config.train.batch_size, mesh)
+    model = MODELS[config.model.name](num_classes=num_classes + num_labels)
+    pre_name = config.model.name if config.model.name in NORMALIZATION else "resnet18"
+    pre = functools.partial(preprocess, pre_name)
+    schedule = optax.cosine_decay_schedule(config.train.lr, config.train.steps)
+    tx = optax.adamw(schedule, weight_decay=config.train.weight_decay)
+    dummy = np.zeros((1,) + train["image"].shape[1:], np.float32)
+    init = lambda key: training.create_train_state(model, tx, key, dummy)
+    repl = parallel.replicated_sharding(mesh)
+    key_init, key_train = jax.random.split(jax.random.key(config.seed))
+
+    ckpt = checkpoint.Checkpointer(
+        os.path.join(workdir, "ckpt"),
+        save_every=config.train.checkpoint_every,
+        keep=config.train.keep_checkpoints,
+    )
+    state = ckpt.restore(training.abstract_state(init, key_init, repl))
+    if state is None:
+        state = training.init_state_sharded(init, key_init, repl)
+    else:
+        logging.info("resumed from step %d", int(state.step))
+
+    n = len(train["image"])
+
+    def batch_fn(step):
+        idx = batch_indices(step, n, config.train.batch_size, config.seed)
+        return parallel.shard_batch({k: v[idx] for k, v in train.items()}, mesh)
+
+    def evaluate(state):
+        logits = classify.predict(state.apply_fn, state.variables(), pre, test["image"])
+        return classify.classification_metrics(
+            logits, test["label"], num_classes, test.get("multilabel")
+        )
+
+    loss_fn = classify.classification_loss_fn(
+        model.apply, pre, num_classes, config.train.multilabel_weight
+    )
+    state = training.train_loop(
+        state,
+        training.make_train_step(loss_fn),
+        batch_fn,
+        key_train,
+        num_steps=config.train.steps,
+        writer=JsonlWriter(os.path.join(workdir, "metrics.jsonl")),
+        log_every=config.train.log_every,
+        checkpointer=ckpt,
+        eval_fn=evaluate if config.train.eval_every else None,
+        eval_every=config.train.eval_every,
+        progress=progress,
+    )
+    ckpt.close()
+    results = dict(evaluate(state), steps=int(state.step), model=config.model.name)
+    write_json_atomic(os.path.join(workdir, "results.json"), results)
+    return results
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = cli.parse_args(argv, description=__doc__.splitlines()[0])
+    cli.save_config(args.config, args.workdir)
+    results = train_and_evaluate(args.config, args.workdir)
+    print(results)
+
+
+if __name__ == "__main__":
+    main()
