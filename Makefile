@@ -16,6 +16,7 @@ demo: setup
 
 lint: setup
 	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 
 test: lint
 	$(PY) -m pytest -n 2 -p no:cacheprovider tests

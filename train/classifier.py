@@ -19,6 +19,7 @@ import optax
 
 from configs import cli
 from jaxcxai import checkpoint, parallel, training
+from jaxcxai.data import pipeline
 from jaxcxai.metric_writers import JsonlWriter, write_json_atomic
 from jaxcxai.models.cnn import SmallCNN
 from jaxcxai.models.preprocess import NORMALIZATION, preprocess
@@ -62,25 +63,12 @@ def _digits(cfg):
 DATASETS = {"synthaerial": _synthaerial, "digits": _digits}
 
 
-def batch_indices(step: int, num_examples: int, batch_size: int, seed: int) -> np.ndarray:
-    """Indices of the examples of `step`: a fresh permutation every epoch.
-
-    A pure function of the step, so a resumed run sees the same batches.
-    """
-    per_epoch = num_examples // batch_size
-    if per_epoch == 0:
-        raise ValueError(
-            f"batch size {batch_size} exceeds the {num_examples} training examples"
-        )
-    epoch, i = divmod(step, per_epoch)
-    perm = np.random.default_rng([seed, epoch]).permutation(num_examples)
-    return perm[i * batch_size : (i + 1) * batch_size]
-
-
 def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict:
     """Trains `config.model.name` and returns the test metrics."""
     if config.data.name not in DATASETS:
-        raise ValueError(f"unknown dataset {config.data.name!r}; valid: {list(DATASETS)}")
+        raise ValueError(
+            f"unknown dataset {config.data.name!r}; valid: {list(DATASETS)}"
+        )
     if config.model.name not in MODELS:
         raise ValueError(f"unknown model {config.model.name!r}; valid: {list(MODELS)}")
     os.makedirs(workdir, exist_ok=True)
@@ -108,11 +96,17 @@ def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict:
     else:
         logging.info("resumed from step %d", int(state.step))
 
-    n = len(train["image"])
+    n, batch = len(train["image"]), config.train.batch_size
+    per_epoch = pipeline.steps_per_epoch(n, batch)
+    # Batches are a pure function of the step (epoch order from (seed, epoch)),
+    # so a resumed run sees exactly the batches of an uninterrupted one.
+    epoch_rows = functools.lru_cache(maxsize=2)(
+        lambda epoch: pipeline.batch_indices(n, batch, epoch, seed=config.seed)
+    )
 
     def batch_fn(step):
-        idx = batch_indices(step, n, config.train.batch_size, config.seed)
-        return parallel.shard_batch({k: v[idx] for k, v in train.items()}, mesh)
+        idx = epoch_rows(step // per_epoch)[step % per_epoch]
+        return parallel.shard_batch(pipeline.fetch(train, idx), mesh)
 
     def evaluate(state):
         logits = classify.predict(state.apply_fn, state.variables(), pre, test["image"])

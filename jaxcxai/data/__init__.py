@@ -1,0 +1,39 @@
+"""Datasets: the embedded SynthAerial generator and real-format loaders.
+
+Modules:
+  synthaerial      generated aerial scenes with masks, captions and planted
+                   ground truth (the default dataset of the main job)
+  tfds_builder     SynthAerial as a tfds array_record dataset (no TensorFlow)
+  pipeline         deterministic, per-host, batch-sharding NumPy input pipeline
+  coco, coco_rle   COCO instance annotations to concept masks
+  voc              Pascal VOC segmentation PNGs
+  captions         UCM / RSICD caption JSON
+  duch_h5          DUCH's h5 feature files and the reference split
+  noise            CHNR's caption-noise injection and clean subset
+  classic          Fashion-MNIST IDX files and scikit-learn's bundled sets
+  resample         masks and maps to activation grids (nearest, bilinear, area)
+"""
+
+from jaxcxai.data import captions as captions
+from jaxcxai.data import classic as classic
+from jaxcxai.data import coco as coco
+from jaxcxai.data import coco_rle as coco_rle
+from jaxcxai.data import duch_h5 as duch_h5
+from jaxcxai.data import noise as noise
+from jaxcxai.data import pipeline as pipeline
+from jaxcxai.data import resample as resample
+from jaxcxai.data import synthaerial as synthaerial
+from jaxcxai.data import voc as voc
+
+__all__ = [
+    "captions",
+    "classic",
+    "coco",
+    "coco_rle",
+    "duch_h5",
+    "noise",
+    "pipeline",
+    "resample",
+    "synthaerial",
+    "voc",
+]
