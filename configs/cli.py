@@ -57,11 +57,11 @@ def _parse_value(text: str, current):
     except (ValueError, SyntaxError):
         if current is None:
             return text
-        raise ConfigError(
-            f"expected {type(current).__name__}, got {text!r}"
-        ) from None
-    if isinstance(current, float) and isinstance(value, int) and not isinstance(
-        value, bool
+        raise ConfigError(f"expected {type(current).__name__}, got {text!r}") from None
+    if (
+        isinstance(current, float)
+        and isinstance(value, int)
+        and not isinstance(value, bool)
     ):
         return float(value)
     if isinstance(current, tuple) and isinstance(value, list):
@@ -78,7 +78,11 @@ def apply_override(config: ml_collections.ConfigDict, dotted: str, text: str) ->
     for i, name in enumerate(parts):
         if not isinstance(node, ml_collections.ConfigDict) or name not in node:
             where = ".".join(parts[:i]) or "<root>"
-            valid = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+            valid = (
+                sorted(node.keys())
+                if isinstance(node, ml_collections.ConfigDict)
+                else []
+            )
             raise ConfigError(
                 f"Unknown config field {dotted!r} in --config.{dotted}={text}; "
                 f"fields under {where}: {', '.join(valid) or '(not a section)'}"
@@ -111,7 +115,9 @@ def parse_args(
         if arg.startswith("--config."):
             key, sep, value = arg[len("--config.") :].partition("=")
             if not sep:
-                raise ConfigError(f"Override {arg!r} needs the form --config.a.b=VALUE.")
+                raise ConfigError(
+                    f"Override {arg!r} needs the form --config.a.b=VALUE."
+                )
             overrides.append((key, value))
         else:
             rest.append(arg)

@@ -80,7 +80,9 @@ def backbones(config, stage_dir: str) -> dict:
     fig.tight_layout()
     fig.savefig(os.path.join(stage_dir, "loss.png"), dpi=120)
     plt.close(fig)
-    head = "| model | steps | scene accuracy | object-label accuracy | object macro F1 |"
+    head = (
+        "| model | steps | scene accuracy | object-label accuracy | object macro F1 |"
+    )
     rows = [head, "|---|---|---|---|---|"]
     for name, r in results.items():
         rows.append(

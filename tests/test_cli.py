@@ -10,8 +10,10 @@ from configs import cli
 def test_variant_and_override_resolve(tmp_path):
     args = cli.parse_args(
         [
-            "--config", "configs/classifier.py:small_cnn_tiny",
-            "--workdir", str(tmp_path),
+            "--config",
+            "configs/classifier.py:small_cnn_tiny",
+            "--workdir",
+            str(tmp_path),
             "--config.train.lr=3e-4",
             "--config.train.steps=7",
             "--config.data.name=digits",
@@ -28,8 +30,13 @@ def test_variant_and_override_resolve(tmp_path):
 def test_unknown_field_is_named():
     with pytest.raises(cli.ConfigError) as err:
         cli.parse_args(
-            ["--config", "configs/classifier.py", "--workdir", "w",
-             "--config.train.lrr=1"]
+            [
+                "--config",
+                "configs/classifier.py",
+                "--workdir",
+                "w",
+                "--config.train.lrr=1",
+            ]
         )
     msg = str(err.value)
     assert "'train.lrr'" in msg and "lr" in msg and "steps" in msg
@@ -38,8 +45,13 @@ def test_unknown_field_is_named():
 def test_bad_value_type_is_named():
     with pytest.raises(cli.ConfigError, match="train.steps=many.*expected int"):
         cli.parse_args(
-            ["--config", "configs/classifier.py", "--workdir", "w",
-             "--config.train.steps=many"]
+            [
+                "--config",
+                "configs/classifier.py",
+                "--workdir",
+                "w",
+                "--config.train.steps=many",
+            ]
         )
 
 

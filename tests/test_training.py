@@ -55,7 +55,8 @@ def init_fn(model, key):
 def run_steps(mesh, n, key):
     model = TinyConvNet()
     state = training.init_state_sharded(
-        functools.partial(init_fn, model), jax.random.key(0),
+        functools.partial(init_fn, model),
+        jax.random.key(0),
         parallel.replicated_sharding(mesh),
     )
     step = jax.jit(training.make_train_step(make_loss(model)))

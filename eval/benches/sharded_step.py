@@ -26,7 +26,9 @@ def _loss(model):
         del key
         (logits, _), updates = model.apply(
             {"params": params, "batch_stats": batch_stats},
-            batch["x"], train=True, mutable=["batch_stats"],
+            batch["x"],
+            train=True,
+            mutable=["batch_stats"],
         )
         xent = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"])
         return xent.mean(), (updates["batch_stats"], {"xent": xent.mean()})
@@ -38,8 +40,12 @@ def _time_steps(num_devices, batches, steps, repeats):
     mesh = parallel.make_mesh(devices=jax.devices()[:num_devices])
     model = SmallCNN(num_classes=10)
     x0 = jnp.zeros((1,) + batches[0]["x"].shape[1:])
+
     def init(key):
-        return training.create_train_state(model, optax.sgd(0.05, momentum=0.9), key, x0)
+        return training.create_train_state(
+            model, optax.sgd(0.05, momentum=0.9), key, x0
+        )
+
     repl = parallel.replicated_sharding(mesh)
     step = jax.jit(training.make_train_step(_loss(model)))
     placed = [parallel.shard_batch(b, mesh) for b in batches]
@@ -85,7 +91,12 @@ def run(quick: bool) -> dict:
         "baseline_s": table[1]["step_s"],
         "agreement": {"max_abs_param_diff": diff, "devices_compared": [1, top]},
         "agreement_ok": diff <= 1e-5,
-        "params": {"image_size": size, "global_batch": batch, "steps": steps,
-                   "model": "SmallCNN", "optimizer": "sgd(0.05, momentum=0.9)"},
+        "params": {
+            "image_size": size,
+            "global_batch": batch,
+            "steps": steps,
+            "model": "SmallCNN",
+            "optimizer": "sgd(0.05, momentum=0.9)",
+        },
         "extra": {"scaling": {str(k): v for k, v in table.items()}},
     }

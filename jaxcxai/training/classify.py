@@ -15,7 +15,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-__all__ = ["classification_loss_fn", "augment_flips", "predict", "classification_metrics"]
+__all__ = [
+    "classification_loss_fn",
+    "augment_flips",
+    "predict",
+    "classification_metrics",
+]
 
 
 def augment_flips(images: jax.Array, key: jax.Array) -> jax.Array:

@@ -99,7 +99,11 @@ def train_loop(
     start = int(jax.device_get(state.step))
     history: list[tuple[int, dict]] = []
     bar = tqdm(
-        total=num_steps, initial=start, disable=not progress, unit="step", dynamic_ncols=True
+        total=num_steps,
+        initial=start,
+        disable=not progress,
+        unit="step",
+        dynamic_ncols=True,
     )
     t_last, n_last = time.perf_counter(), 0
 
@@ -145,4 +149,3 @@ def train_loop(
         if checkpointer is not None:
             checkpointer.wait()
     return state
-
