@@ -30,6 +30,10 @@ BENCHMARKS = {
         "eval.benches.sharded_step",
         "data-parallel train step throughput on 1, 2, 4, 8 devices",
     ),
+    "backbone_throughput": (
+        "eval.benches.backbone_throughput",
+        "images/s per backbone at 224x224, forward and input-gradient (vs PyTorch)",
+    ),
 }
 
 

@@ -21,12 +21,9 @@ from configs import cli
 from jaxcxai import checkpoint, parallel, training
 from jaxcxai.data import pipeline
 from jaxcxai.metric_writers import JsonlWriter, write_json_atomic
-from jaxcxai.models.cnn import SmallCNN
 from jaxcxai.models.preprocess import NORMALIZATION, preprocess
-from jaxcxai.models.resnet import resnet18
+from jaxcxai.models.zoo import MODELS, get_model
 from jaxcxai.training import classify
-
-MODELS = {"small_cnn": SmallCNN, "resnet18": resnet18}
 
 
 def _synthaerial(cfg):
@@ -75,7 +72,7 @@ def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict:
     train, test, num_classes, num_labels = DATASETS[config.data.name](config.data)
     mesh = parallel.make_mesh(config.mesh.num_model)
     parallel.check_batch_size(config.train.batch_size, mesh)
-    model = MODELS[config.model.name](num_classes=num_classes + num_labels)
+    model = get_model(config.model.name, num_classes=num_classes + num_labels)
     pre_name = config.model.name if config.model.name in NORMALIZATION else "resnet18"
     pre = functools.partial(preprocess, pre_name)
     schedule = optax.cosine_decay_schedule(config.train.lr, config.train.steps)

@@ -1,0 +1,62 @@
+"""flax.linen backbones with named activations, and torch-free weight import.
+
+Every backbone is called as
+``logits, acts = model.apply(variables, images, train=False, layers=None)``
+with NHWC images; ``acts`` maps layer names (torchvision module names, e.g.
+``features.14`` or ``layer3``) to activations. Each module's docstring lists its
+layer names and shapes.
+
+  zoo          ``get_model(name, num_classes)``: the dict of backbones
+  preprocess   module: ``preprocess.preprocess(name, images)``, PIL resizing
+  torch_io     ``read_state_dict(path)``: legacy/zip .pth, .safetensors, .npz
+  convert      ``torch_to_linen``: strict state-dict -> linen variables
+  minilm       ``TextEncoder``: all-MiniLM-L6-v2 sentence embeddings (linen BERT)
+  pretrained   ``load_pretrained(name)`` (packaged ImageNet weights),
+               ``load_weights(name, path)``, ``imagenet_class_name(i)``
+"""
+
+from jaxcxai.models.cnn import SmallCNN as SmallCNN
+from jaxcxai.models.convert import WeightMismatchError as WeightMismatchError
+from jaxcxai.models.convert import linen_to_torch as linen_to_torch
+from jaxcxai.models.convert import torch_to_linen as torch_to_linen
+from jaxcxai.models.efficientnet import EfficientNetLite as EfficientNetLite
+from jaxcxai.models.minilm import MiniLM as MiniLM
+from jaxcxai.models.minilm import TextEncoder as TextEncoder
+from jaxcxai.models.minilm import load_minilm as load_minilm
+from jaxcxai.models.mobilenet import MobileNetV2 as MobileNetV2
+from jaxcxai.models.pretrained import MissingWeightsError as MissingWeightsError
+from jaxcxai.models.pretrained import imagenet_class_name as imagenet_class_name
+from jaxcxai.models.pretrained import load_pretrained as load_pretrained
+from jaxcxai.models.pretrained import load_weights as load_weights
+from jaxcxai.models.resnet import ResNet as ResNet
+from jaxcxai.models.torch_io import UnsafePickleError as UnsafePickleError
+from jaxcxai.models.torch_io import read_state_dict as read_state_dict
+from jaxcxai.models.vgg import VGG as VGG
+from jaxcxai.models.vit import VisionTransformer as VisionTransformer
+from jaxcxai.models.zoo import MODELS as MODELS
+from jaxcxai.models.zoo import get_model as get_model
+from jaxcxai.models.zoo import host_init as host_init
+
+__all__ = [
+    "MODELS",
+    "VGG",
+    "EfficientNetLite",
+    "MissingWeightsError",
+    "MiniLM",
+    "MobileNetV2",
+    "TextEncoder",
+    "load_minilm",
+    "ResNet",
+    "SmallCNN",
+    "UnsafePickleError",
+    "VisionTransformer",
+    "WeightMismatchError",
+    "get_model",
+    "host_init",
+    "imagenet_class_name",
+    "linen_to_torch",
+    "load_pretrained",
+    "load_weights",
+    "read_state_dict",
+    "torch_to_linen",
+]
