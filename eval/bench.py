@@ -34,6 +34,10 @@ BENCHMARKS = {
         "eval.benches.backbone_throughput",
         "images/s per backbone at 224x224, forward and input-gradient (vs PyTorch)",
     ),
+    "loce": (
+        "eval.benches.loce",
+        "LoCE per-sample fits, 256 x C=256 x 16x16 -> T=100 (vs eager-PyTorch reference)",
+    ),
 }
 
 
