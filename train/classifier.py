@@ -68,15 +68,14 @@ def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict:
         )
     if config.model.name not in MODELS:
         raise ValueError(f"unknown model {config.model.name!r}; valid: {list(MODELS)}")
-    os.makedirs(workdir, exist_ok=True)
+    cli.save_config(config, workdir)
     train, test, num_classes, num_labels = DATASETS[config.data.name](config.data)
     mesh = parallel.make_mesh(config.mesh.num_model)
     parallel.check_batch_size(config.train.batch_size, mesh)
     model = get_model(config.model.name, num_classes=num_classes + num_labels)
     pre_name = config.model.name if config.model.name in NORMALIZATION else "resnet18"
     pre = functools.partial(preprocess, pre_name)
-    schedule = optax.cosine_decay_schedule(config.train.lr, config.train.steps)
-    tx = optax.adamw(schedule, weight_decay=config.train.weight_decay)
+    tx = _make_tx(config.train)
     dummy = np.zeros((1,) + train["image"].shape[1:], np.float32)
     init = lambda key: training.create_train_state(model, tx, key, dummy)
     repl = parallel.replicated_sharding(mesh)
@@ -131,6 +130,52 @@ def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict:
     results = dict(evaluate(state), steps=int(state.step), model=config.model.name)
     write_json_atomic(os.path.join(workdir, "results.json"), results)
     return results
+
+
+def load_trained(workdir: str):
+    """Loads a backbone trained by `train_and_evaluate` from its workdir.
+
+    Returns:
+      `(model, variables, config)`: the linen model, its `{'params',
+      'batch_stats'}` from the latest checkpoint, and the run's config. The
+      model's outputs are `num_classes` scene logits followed by one logit per
+      object concept.
+    """
+    import json
+
+    import ml_collections
+
+    with open(os.path.join(workdir, "config.json")) as f:
+        config = ml_collections.ConfigDict(json.load(f))
+    num_outputs = _num_outputs(config.data)
+    model = get_model(config.model.name, num_classes=num_outputs)
+    size = config.data.image_size if config.data.name == "synthaerial" else 8
+    dummy = np.zeros((1, size, size, 3), np.float32)
+    tx = _make_tx(config.train)
+    init = lambda key: training.create_train_state(model, tx, key, dummy)
+    mesh = parallel.make_mesh()
+    abstract = training.abstract_state(
+        init, jax.random.key(0), parallel.replicated_sharding(mesh)
+    )
+    ckpt = checkpoint.Checkpointer(os.path.join(workdir, "ckpt"))
+    state = ckpt.restore(abstract)
+    ckpt.close()
+    if state is None:
+        raise FileNotFoundError(f"no checkpoint under {workdir}/ckpt")
+    return model, jax.device_get(state.variables()), config
+
+
+def _make_tx(train_config) -> optax.GradientTransformation:
+    schedule = optax.cosine_decay_schedule(train_config.lr, train_config.steps)
+    return optax.adamw(schedule, weight_decay=train_config.weight_decay)
+
+
+def _num_outputs(data_config) -> int:
+    if data_config.name == "synthaerial":
+        from jaxcxai.data import synthaerial
+
+        return len(synthaerial.SCENES) + len(synthaerial.CONCEPTS)
+    return 10
 
 
 def main(argv=None):
