@@ -34,6 +34,14 @@ BENCHMARKS = {
         "eval.benches.backbone_throughput",
         "images/s per backbone at 224x224, forward and input-gradient (vs PyTorch)",
     ),
+    "map_eval": (
+        "eval.benches.map_eval",
+        "cross-modal mAP@K / P@K / PR evaluation vs the reference per-query loops",
+    ),
+    "hamming_topk": (
+        "eval.benches.hamming_topk",
+        "exact top-k Hamming search, 1M x 64-bit codes vs faiss IndexBinaryFlat",
+    ),
     "loce": (
         "eval.benches.loce",
         "LoCE per-sample fits, 256 x C=256 x 16x16 -> T=100 (vs eager-PyTorch reference)",

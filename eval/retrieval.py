@@ -1,0 +1,168 @@
+"""Hamming-ranking retrieval metrics of saved hash codes (DUCH/CHNR protocol).
+
+    python -m eval.retrieval --codes codes.npz --out workdirs/eval [--map-k 10 20]
+
+`codes.npz` holds either the cross-modal layout `query_image`, `query_text`,
+`db_image`, `db_text`, `query_labels`, `db_labels` (directions I->T, T->I,
+I->I, T->T and their average), or a single `query_codes`, `db_codes`,
+`query_labels`, `db_labels`. Codes are +-1 (`--binarize` maps x >= 0 to +1
+first); labels are multi-hot. Writes to OUT:
+  retrieval_metrics.json  every metric per direction (PR curves as lists),
+  retrieval_metrics.md    a markdown table of the scalar metrics,
+  pr_curve.png            precision-recall and precision-vs-radius plots.
+Ties in distance are ranked by database index; "map@K" is the reference
+(DUCH) semantics, "map_trunc@K" the standard truncated AP@K (see
+`jaxcxai.metrics.retrieval`).
+"""
+
+import argparse
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from jaxcxai.metrics import retrieval
+
+CROSS_MODAL = ("query_image", "query_text", "db_image", "db_text")
+SINGLE = ("query_codes", "db_codes")
+
+
+def _atomic_write(path: str, write) -> None:
+    """Writes via a temporary file in the same directory, then renames."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(
+        dir=directory, prefix=".tmp_", suffix=os.path.basename(path)
+    )
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load_codes(path: str, binarize: bool) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Reads an npz: returns ({name: codes}, query_labels, db_labels)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No codes file at {path}.")
+    with np.load(path) as data:
+        keys = set(data.files)
+        names = CROSS_MODAL if set(CROSS_MODAL) <= keys else SINGLE
+        missing = (set(names) | {"query_labels", "db_labels"}) - keys
+        if missing:
+            raise KeyError(
+                f"{path} lacks {sorted(missing)}; expected {list(CROSS_MODAL)} or "
+                f"{list(SINGLE)}, plus query_labels and db_labels (has {sorted(keys)})."
+            )
+        codes = {name: data[name] for name in names}
+        labels = data["query_labels"], data["db_labels"]
+    if binarize:
+        codes = {
+            name: np.where(c >= 0, 1, -1).astype(np.int8) for name, c in codes.items()
+        }
+    return codes, *labels
+
+
+def evaluate(codes: dict, query_labels, db_labels, **kwargs) -> dict:
+    """{direction: metrics} for the cross-modal or the single layout."""
+    if "query_image" in codes:
+        return retrieval.cross_modal_metrics(
+            codes["query_image"],
+            codes["query_text"],
+            codes["db_image"],
+            codes["db_text"],
+            query_labels,
+            db_labels,
+            **kwargs,
+        )
+    out = retrieval.retrieval_metrics(
+        codes["query_codes"], codes["db_codes"], query_labels, db_labels, **kwargs
+    )
+    return {"q2d": out}
+
+
+def markdown_table(results: dict) -> str:
+    """One row per scalar metric, one column per direction."""
+    directions = list(results)
+    keys = [k for k, v in results[directions[0]].items() if np.ndim(v) == 0]
+    lines = ["| metric | " + " | ".join(directions) + " |"]
+    lines.append("|---" * (len(directions) + 1) + "|")
+    for key in keys:
+        cells = " | ".join(f"{results[d][key]:.4f}" for d in directions)
+        lines.append(f"| {key} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_pr(results: dict, path: str) -> None:
+    """Precision-recall over Hamming radius, and precision vs radius."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_pr, ax_r) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, metrics in results.items():
+        prec, rec = metrics["pr_precision"], metrics["pr_recall"]
+        ax_pr.plot(rec, prec, marker=".", label=name)
+        ax_r.plot(np.arange(len(prec)), prec, label=name)
+    ax_pr.set(xlabel="recall", ylabel="precision", title="PR over Hamming radius")
+    ax_r.set(
+        xlabel="Hamming radius", ylabel="precision", title="precision within radius"
+    )
+    for ax in (ax_pr, ax_r):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
+    plt.close(fig)
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--codes", required=True, help="npz with codes and labels")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--map-k", nargs="+", default=["20"], help="K values or 'all'")
+    p.add_argument(
+        "--pk-k", nargs="+", type=int, default=list(retrieval.REFERENCE_PK_KS)
+    )
+    p.add_argument(
+        "--radii", nargs="+", type=int, default=list(retrieval.REFERENCE_RADII)
+    )
+    p.add_argument("--normalize", choices=("min_k_r", "hits"), default="min_k_r")
+    p.add_argument("--binarize", action="store_true", help="map x >= 0 to +1, else -1")
+    args = p.parse_args(argv)
+
+    codes, query_labels, db_labels = load_codes(args.codes, args.binarize)
+    map_ks = tuple(None if k == "all" else int(k) for k in args.map_k)
+    results = evaluate(
+        codes,
+        query_labels,
+        db_labels,
+        map_ks=map_ks,
+        pk_ks=tuple(args.pk_k),
+        radii=tuple(args.radii),
+        normalize=args.normalize,
+    )
+    os.makedirs(args.out, exist_ok=True)
+    as_json = {
+        d: {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in m.items()}
+        for d, m in results.items()
+    }
+    _atomic_write(
+        os.path.join(args.out, "retrieval_metrics.json"),
+        lambda f: f.write(json.dumps(as_json, indent=2).encode()),
+    )
+    table = markdown_table(results)
+    _atomic_write(
+        os.path.join(args.out, "retrieval_metrics.md"),
+        lambda f: f.write(table.encode()),
+    )
+    plot_pr(results, os.path.join(args.out, "pr_curve.png"))
+    print(table)
+    return results
+
+
+if __name__ == "__main__":
+    main()
