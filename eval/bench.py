@@ -42,6 +42,10 @@ BENCHMARKS = {
         "eval.benches.hamming_topk",
         "exact top-k Hamming search, 1M x 64-bit codes vs faiss IndexBinaryFlat",
     ),
+    "duch_epoch": (
+        "eval.benches.duch_epoch",
+        "DUCH training steps on UCM-sized features vs an eager PyTorch port",
+    ),
     "loce": (
         "eval.benches.loce",
         "LoCE per-sample fits, 256 x C=256 x 16x16 -> T=100 (vs eager-PyTorch reference)",

@@ -26,12 +26,15 @@ from configs import cli
 from jaxcxai import checkpoint, parallel, training
 from jaxcxai.data import duch_h5, noise
 from jaxcxai.hashing import chnr, duch
-from jaxcxai.metric_writers import JsonlWriter, write_json_atomic
+from jaxcxai.metric_writers import JsonlWriter, read_jsonl, write_json_atomic
 from jaxcxai.metrics import retrieval
 from jaxcxai.training import NonFiniteLossError
 
 DIRECTIONS = {"i2t": ("img", "txt"), "t2i": ("txt", "img")}
 DIRECTIONS.update({"i2i": ("img", "img"), "t2t": ("txt", "txt")})
+# Logged as epoch means; every other metric (the loss terms) as epoch sums,
+# as the reference logs them.
+MEAN_METRICS = {"r1", "r2", "f1", "f2", "weight_mean"}
 
 
 def synthetic_features(cfg) -> dict:
@@ -242,6 +245,15 @@ def _hyper(config):
     )
 
 
+def map_at_k(query_codes, db_codes, query_labels, db_labels, k, untruncated):
+    """mAP@K: the reference's untruncated form (QUIRK §7.2-9) or the
+    standard AP@K truncated at K, normalised by min(K, R)."""
+    semantics = "reference" if untruncated else "standard"
+    return retrieval.mean_average_precision(
+        query_codes, db_codes, query_labels, db_labels, k, semantics=semantics
+    )
+
+
 def evaluate(state, query: dict, db: dict, ks, untruncated: bool) -> dict:
     """mAP@K of the four directions and their mean for each K in `ks`."""
     codes = {
@@ -249,17 +261,16 @@ def evaluate(state, query: dict, db: dict, ks, untruncated: bool) -> dict:
         for s, part in (("q", query), ("db", db))
         for m in ("img", "txt")
     }
-    semantics = "reference" if untruncated else "standard"
     out = {}
     for k in ks:
         for name, (mq, md) in DIRECTIONS.items():
-            out[f"map@{k}/{name}"] = retrieval.mean_average_precision(
+            out[f"map@{k}/{name}"] = map_at_k(
                 codes["q", mq],
                 codes["db", md],
                 query["labels"],
                 db["labels"],
                 k,
-                semantics=semantics,
+                untruncated,
             )
         out[f"map@{k}/avg"] = float(np.mean([out[f"map@{k}/{d}"] for d in DIRECTIONS]))
     return out, codes
@@ -361,6 +372,25 @@ def _save_codes(path: str, codes: dict, data: dict) -> None:
     os.replace(tmp, path)
 
 
+@functools.cache
+def _init_fn(module, hyper, image_dim: int, text_dim: int, num_train: int):
+    """`key -> state`; one object per setting, so jit's cache serves repeated
+    runs in one process (the init program takes seconds to compile)."""
+    return lambda key: module.init_state(key, hyper, image_dim, text_dim, num_train)
+
+
+def _past_evals(path: str, step: int) -> list[dict]:
+    """Evaluations logged by earlier runs of a resumed workdir (up to `step`)."""
+    if not os.path.exists(path):
+        return []
+    out = []
+    for r in read_jsonl(path):
+        if "eval/epoch" in r and r["step"] <= step:
+            res = {k[5:]: v for k, v in r.items() if k.startswith("eval/")}
+            out.append(res)
+    return out
+
+
 def load_features(config) -> dict:
     """Feature arrays of `config.data` (HDF5 if `h5_path`, else synthetic)."""
     if config.data.h5_path:
@@ -368,7 +398,12 @@ def load_features(config) -> dict:
     return synthetic_features(config.data.synthetic)
 
 
-def train_and_evaluate(config, workdir: str, features: dict | None = None) -> dict:
+def train_and_evaluate(
+    config,
+    workdir: str,
+    features: dict | None = None,
+    compiler_options: dict | None = None,
+) -> dict:
     """Trains `config.method` and returns the final (and best) mAPs.
 
     Args:
@@ -376,6 +411,8 @@ def train_and_evaluate(config, workdir: str, features: dict | None = None) -> di
       workdir: checkpoints, metrics.jsonl, codes.npz, results.json.
       features: optional `prepare_data` keyword arrays (image_features,
         text_features, labels, ...); default `load_features(config)`.
+      compiler_options: XLA options for the step's `jax.jit` (smoke tests
+        pass `{"xla_backend_optimization_level": 0}` to compile faster).
     """
     if config.method not in ("duch", "chnr"):
         raise ValueError(
@@ -398,9 +435,10 @@ def train_and_evaluate(config, workdir: str, features: dict | None = None) -> di
     train = data["train"]
     di, dt = train["img"].shape[1], train["txt"].shape[1]
     module = duch if config.method == "duch" else chnr
-    init = lambda key: module.init_state(key, hyper, di, dt, len(train["img"]))
+    init = _init_fn(module, hyper, di, dt, len(train["img"]))
 
-    mesh = parallel.make_mesh(config.mesh.num_model)
+    devices = jax.devices()[: config.mesh.num_devices or None]
+    mesh = parallel.make_mesh(config.mesh.num_model, devices)
     repl = parallel.replicated_sharding(mesh)
     key_init, key_train = jax.random.split(jax.random.key(seed))
     ckpt = checkpoint.Checkpointer(
@@ -415,12 +453,18 @@ def train_and_evaluate(config, workdir: str, features: dict | None = None) -> di
     start = _start_epoch(int(state.step), phases, bs)
     writer = JsonlWriter(os.path.join(workdir, "metrics.jsonl"))
     evals = _eval_epochs(config, phases)
-    history = []
+    history = _past_evals(os.path.join(workdir, "metrics.jsonl"), int(state.step))
+    codes = None
     for ph in phases:
         lo = max(ph["start"], start)
         if lo >= ph["stop"]:
             continue
-        step_fn = jax.jit(ph["step"], donate_argnums=0, out_shardings=(repl, repl))
+        step_fn = jax.jit(
+            ph["step"],
+            donate_argnums=0,
+            out_shardings=(repl, repl),
+            compiler_options=compiler_options,
+        )
         end_fn = jax.jit(ph["end"], donate_argnums=0, out_shardings=repl)
         part = ph["data"]
         for epoch in range(lo, ph["stop"]):
@@ -433,6 +477,8 @@ def train_and_evaluate(config, workdir: str, features: dict | None = None) -> di
             lr = float(duch.learning_rate(state))
             state = end_fn(state, epoch)
             sums = {k: float(v) for k, v in jax.device_get(sums).items()}
+            for k in MEAN_METRICS & set(sums):  # probabilities: epoch means
+                sums[k] /= -(-len(part["img"]) // bs)
             step = int(state.step)
             bad = [k for k, v in sums.items() if not np.isfinite(v)]
             if bad:
@@ -445,18 +491,20 @@ def train_and_evaluate(config, workdir: str, features: dict | None = None) -> di
                     sorted({config.eval.map_k, config.eval.select_k}),
                     q.map_untruncated,
                 )  # fmt: skip
-                writer.write_scalars(step, {f"eval/{k}": v for k, v in res.items()})
+                record = {f"eval/{k}": v for k, v in res.items()}
+                writer.write_scalars(step, dict(record, **{"eval/epoch": epoch}))
                 history.append(dict(res, epoch=epoch))
             last = epoch == config.train.epochs - 1
             if last or (epoch + 1) % config.train.checkpoint_every_epochs == 0:
                 ckpt.save(state, force=True)
     ckpt.close()
-    if not history or history[-1]["epoch"] != config.train.epochs - 1:
+    if codes is None or history[-1]["epoch"] != config.train.epochs - 1:
         res, codes = evaluate(
             state, data["query"], data["db"],
             sorted({config.eval.map_k, config.eval.select_k}), q.map_untruncated,
         )  # fmt: skip
-        history.append(dict(res, epoch=config.train.epochs - 1))
+        if not history or history[-1]["epoch"] != config.train.epochs - 1:
+            history.append(dict(res, epoch=config.train.epochs - 1))
     _save_codes(os.path.join(workdir, "codes.npz"), codes, data)
     sel = f"map@{config.eval.select_k}/avg"
     results = {

@@ -1,0 +1,31 @@
+"""Unsupervised cross-modal hashing: DUCH, CHNR and Hamming search.
+
+models   image/text hash nets, hash discriminator, CHNR noise detector
+losses   NT-Xent (reference and standard), adversarial BCE + gradient
+         penalty, quantization, bit balance, CHNR noise weighting
+duch     DUCH state, train step over the global batch, epoch-end updates
+chnr     CHNR meta phase (noise detector on the clean subset), main phase
+search   exact top-k Hamming search, chunked and sharded
+"""
+
+from jaxcxai.hashing import chnr as chnr
+from jaxcxai.hashing import duch as duch
+from jaxcxai.hashing import losses as losses
+from jaxcxai.hashing import models as models
+from jaxcxai.hashing.models import HashDiscriminator as HashDiscriminator
+from jaxcxai.hashing.models import HashNet as HashNet
+from jaxcxai.hashing.models import NoiseDetector as NoiseDetector
+from jaxcxai.hashing.search import hamming_topk as hamming_topk
+from jaxcxai.hashing.search import pack_words as pack_words
+
+__all__ = [
+    "HashDiscriminator",
+    "HashNet",
+    "NoiseDetector",
+    "chnr",
+    "duch",
+    "hamming_topk",
+    "losses",
+    "models",
+    "pack_words",
+]

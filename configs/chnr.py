@@ -1,0 +1,76 @@
+"""CHNR: DUCH with a noise detector for noisy image-text pairs (hashing.md §5).
+
+    python -m train.hashing --config configs/chnr.py:ucm --workdir workdirs/chnr_ucm \\
+        --config.chnr.noise_prob=0.3 --config.chnr.noise_weights=exp
+    python -m train.hashing --config configs/chnr.py:tiny --workdir /tmp/chnr_tiny
+
+Variants: `ucm` (clean fraction 0.3), `rsicd` (0.2), `fixed` (ucm with every
+quirk fixed), `tiny` (CI). 64 bits, 75 meta epochs on the clean subset then
+75 main epochs on the noisy training set. `chnr.noise_weights`: normal (NW),
+exp (EW), dis (DW) or ones; the CHNR experiments' "DUCH" baseline is
+`noise_weights=ones, clean_epochs=0`. Reported mAP@20 (64 bits):
+`/work/shared/data/chnr_reported_{ucm,rsicd}.csv`, e.g. UCM p=0.2, NW:
+I->T 0.846, T->I 0.908.
+
+Quirk flags (True = reference), besides those of configs/duch.py:
+  chnr_clean_label_bug          (11) the clean set yields labels[t], not
+                                     labels[clean_idx[t]]
+  chnr_always_clean_20          (12) the always-clean subset is 20 % whatever
+                                     the clean fraction (fix: = clean fraction)
+  chnr_buffer_index_mismatch    (13) meta-phase B/buffer rows are clean-subset
+                                     positions (fix: train positions)
+  chnr_dropout_in_weights       (14) D_N dropout active for the pair weights
+  chnr_fake_pairs_use_labels    (15) fake pairs drawn with another label (fix:
+                                     any other item; labels unused)
+In the CHNR flow `eval_only_final` (10) means the reference's evaluations
+(end of the meta phase and last epoch) with the last one reported.
+"""
+
+import ml_collections
+
+from configs import duch
+
+VARIANTS = ("ucm", "rsicd", "fixed", "tiny")
+
+QUIRKS = duch.QUIRKS + (
+    "chnr_clean_label_bug",
+    "chnr_always_clean_20",
+    "chnr_buffer_index_mismatch",
+    "chnr_dropout_in_weights",
+    "chnr_fake_pairs_use_labels",
+)
+
+
+def get_config(variant=None):
+    variant = variant or "ucm"
+    if variant not in VARIANTS:
+        raise KeyError(f"{variant!r}; valid: {', '.join(VARIANTS)}")
+    tiny = variant == "tiny"
+    c = duch.get_config(variant)
+    c.method = "chnr"
+    c.model.bits = 16 if tiny else 64
+    c.loss.alpha = 0.0
+    c.loss.gamma = 0.0
+    c.loss.contrastive_weights = (1.0, 0.0, 0.0)
+    c.train.epochs = 4 if tiny else 150
+    if tiny:  # one batch shape per phase (36 clean, 3 x 40 train): CI compiles less
+        c.train.batch_size = 40
+    c.eval.select_k = 5
+    c.eval.eval_every_epochs = 2 if tiny else 25
+
+    c.chnr = ml_collections.ConfigDict()
+    c.chnr.noise_prob = 0.2
+    c.chnr.clean_fraction = 0.2 if variant == "rsicd" else 0.3
+    c.chnr.clean_epochs = 2 if tiny else 75
+    c.chnr.noise_weights = "normal"
+    c.chnr.detector_hidden = 0  # 0: the joint feature width (1280 for UCM)
+    c.chnr.detector_blocks = 3
+    c.chnr.detector_dropout = 0.2
+    c.chnr.det_lr = 1e-4
+    c.chnr.det_b1 = 0.5
+    c.chnr.det_b2 = 0.9
+    c.chnr.det_weight_decay = 1e-3
+
+    for name in QUIRKS[len(duch.QUIRKS) :]:
+        c.quirks[name] = variant != "fixed"
+    return c

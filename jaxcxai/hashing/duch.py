@@ -1,0 +1,435 @@
+"""DUCH training: state, one jitted step over the global batch, epoch end.
+
+One iteration (hashing.md §3.6), all inside `train_step`:
+  1. the four views go through f and g, one BatchNorm call per view;
+  2. the detached codes are written into the per-sample buffers at `idx`;
+  3. D_h takes one Adam step on two accumulated sub-steps (§3.4);
+  4. the hash nets take one Adam step on L_C + a L_adv + b L_Q + c L_BB,
+     computed with the updated D_h (§3.3).
+The forward pass runs once: `jax.vjp` keeps it for step 4's backward.
+`epoch_end` then sets the target codes B from the buffers and applies the
+learning-rate rule (§3.5). The step is written over the global batch, so
+with the batch sharded over a mesh it equals the single-device step (the
+contrastive terms see every negative; BatchNorm sees the whole view).
+
+Batches are dicts with `idx` (N,) int32 train positions, `img`, `img_aug`
+(N, Di), `txt` (N, Dt) and, unless `txt2_is_txt1`, `txt_aug` (N, Dt).
+Full batches and the remainder batch are the two shapes jit compiles; they
+are never padded, since padding would change the BatchNorm statistics.
+"""
+
+import dataclasses
+import functools
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxcxai.hashing import losses
+from jaxcxai.hashing.models import HashDiscriminator, HashNet, TorchBatchNorm
+
+__all__ = [
+    "CODE_BUFFERS",
+    "DuchHyper",
+    "HashState",
+    "decayed_lr",
+    "encode",
+    "epoch_batches",
+    "epoch_end",
+    "forward_views",
+    "gp_uniforms",
+    "hash_tx",
+    "init_codes",
+    "init_hash_nets",
+    "init_state",
+    "learning_rate",
+    "make_train_step",
+    "place_batch",
+    "write_buffers",
+]
+
+CODE_BUFFERS = ("img1", "img2", "txt1", "txt2")
+
+
+@dataclasses.dataclass(frozen=True)
+class DuchHyper:
+    """DUCH hyperparameters; defaults are the reference's (UCM, 32 bits).
+
+    The `quirk` fields select the reference behaviour (True) or the fix
+    (False) of the issues of hashing.md §7.2:
+      txt2_is_txt1 (1): the augmented caption is never used; ht2 = g(y).
+      adv_on_text (2): the generator's adversarial term is applied to the
+        text codes (fix: to the image codes).
+      ntx_subtract_e (3): NT-Xent subtracts e from the denominator (fix:
+        exact diagonal mask, right for any tau).
+      ntx_sum (3): NT-Xent sums over the 2N rows (fix: mean).
+      lr_decay_after_epoch0 (4): the x0.8 decay fires after epochs 0, 50,
+        100 (fix: after 49, 99, ...).
+    """
+
+    bits: int = 32
+    hidden: int = 4096
+    alpha: float = 0.01
+    beta: float = 0.001
+    gamma: float = 0.01
+    contrastive_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    gp_weight: float = 10.0
+    ntx_tau: float = 1.0
+    lr: float = 1e-4
+    weight_decay: float = 5e-4
+    lr_decay: float = 0.8
+    lr_decay_every: int = 50
+    lr_min: float = 1e-6
+    disc_lr: float = 1e-4
+    disc_b1: float = 0.5
+    disc_b2: float = 0.9
+    disc_weight_decay: float = 1e-4
+    txt2_is_txt1: bool = True
+    adv_on_text: bool = True
+    ntx_subtract_e: bool = True
+    ntx_sum: bool = True
+    lr_decay_after_epoch0: bool = True
+
+    def ntx(self, a, b, weights=None):
+        """The configured NT-Xent between paired codes a and b."""
+        return losses.ntxent(
+            a,
+            b,
+            weights,
+            tau=self.ntx_tau,
+            subtract_e=self.ntx_subtract_e,
+            reduce_sum=self.ntx_sum,
+        )
+
+
+class HashState(flax.struct.PyTreeNode):
+    """Training state of DUCH (and CHNR, whose `disc_net` is D_N).
+
+    Only the four pytree fields are checkpointed:
+      step: number of hash-net updates.
+      params: {'img', 'txt', 'disc'}; 'disc' is D_h (DUCH) or D_N (CHNR).
+      batch_stats: non-trained state: BatchNorm running statistics per net
+        and 'codes' = {'target': B (N_train, K), 'img1', 'img2', 'txt1',
+        'txt2': the per-sample code buffers}; CHNR adds 'meta'.
+      opt_state: {'hash': Adam state of f and g (learning rate inside),
+        'disc': state of the discriminator's optimizer}.
+    """
+
+    step: jax.Array
+    params: dict
+    batch_stats: dict
+    opt_state: dict
+    img_net: HashNet = flax.struct.field(pytree_node=False)
+    txt_net: HashNet = flax.struct.field(pytree_node=False)
+    disc_net: object = flax.struct.field(pytree_node=False)
+    hash_tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+    disc_tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+
+
+def _coupled_adam(learning_rate, weight_decay, b1=0.9, b2=0.999):
+    # torch Adam(weight_decay=w) adds w * p to the gradient (coupled L2).
+    return optax.chain(
+        optax.add_decayed_weights(weight_decay),
+        optax.scale_by_adam(b1=b1, b2=b2, eps=1e-8),
+        optax.scale_by_learning_rate(learning_rate),
+    )
+
+
+@functools.cache
+def hash_tx(lr: float, weight_decay: float) -> optax.GradientTransformation:
+    """Adam of f and g with the learning rate kept in the state (decayed
+    at epoch ends); cached so every state built from the same values shares
+    one object (static fields must compare equal for jit's cache)."""
+    return optax.inject_hyperparams(_coupled_adam, static_args=("weight_decay",))(
+        learning_rate=lr, weight_decay=weight_decay
+    )
+
+
+@functools.cache
+def _disc_tx(lr, b1, b2, weight_decay) -> optax.GradientTransformation:
+    return _coupled_adam(lr, weight_decay, b1, b2)
+
+
+def init_codes(key: jax.Array, num_train: int, bits: int) -> dict:
+    """B = sign(N(0, 1)) and zero buffers, each (num_train, bits)."""
+    target = jnp.sign(jax.random.normal(key, (num_train, bits), jnp.float32))
+    # Separate arrays: one shared buffer could not be donated four times.
+    zeros = {name: jnp.zeros((num_train, bits), jnp.float32) for name in CODE_BUFFERS}
+    return {"target": target, **zeros}
+
+
+def init_hash_nets(key, bits, hidden, image_dim, text_dim):
+    """(img_net, txt_net, params, batch_stats) of f and g."""
+    k_img, k_txt = jax.random.split(key)
+    img_net, txt_net = HashNet(bits, hidden), HashNet(bits, hidden)
+    vi = img_net.init(k_img, jnp.zeros((2, image_dim)), train=False)
+    vt = txt_net.init(k_txt, jnp.zeros((2, text_dim)), train=False)
+    params = {"img": vi["params"], "txt": vt["params"]}
+    stats = {"img": vi["batch_stats"], "txt": vt["batch_stats"]}
+    return img_net, txt_net, params, stats
+
+
+def init_state(
+    key: jax.Array, hyper: DuchHyper, image_dim: int, text_dim: int, num_train: int
+) -> HashState:
+    """Fresh DUCH state (PyTorch-default initialisation, random B)."""
+    k_nets, k_disc, k_codes = jax.random.split(key, 3)
+    img_net, txt_net, params, stats = init_hash_nets(
+        k_nets, hyper.bits, hyper.hidden, image_dim, text_dim
+    )
+    disc = HashDiscriminator(hyper.bits)
+    vd = disc.init(k_disc, jnp.zeros((2, hyper.bits)), train=False)
+    params["disc"], stats["disc"] = vd["params"], vd["batch_stats"]
+    stats["codes"] = init_codes(k_codes, num_train, hyper.bits)
+    htx = hash_tx(hyper.lr, hyper.weight_decay)
+    dtx = _disc_tx(hyper.disc_lr, hyper.disc_b1, hyper.disc_b2, hyper.disc_weight_decay)
+    opt_state = {
+        "hash": htx.init({"img": params["img"], "txt": params["txt"]}),
+        "disc": dtx.init(params["disc"]),
+    }
+    return HashState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        batch_stats=stats,
+        opt_state=opt_state,
+        img_net=img_net,
+        txt_net=txt_net,
+        disc_net=disc,
+        hash_tx=htx,
+        disc_tx=dtx,
+    )
+
+
+def _apply_bn(net, params, stats, x):
+    out, new = net.apply(
+        {"params": params, "batch_stats": stats}, x, train=True, mutable=["batch_stats"]
+    )
+    return out, new["batch_stats"]
+
+
+def forward_views(state: HashState, hash_params: dict, batch: dict, txt2_is_txt1):
+    """Codes (hi1, hi2, ht1, ht2) and the new running statistics of f and g.
+
+    One BatchNorm call per view, in the reference order x, x', y, y'. With
+    `txt2_is_txt1` the reference feeds y twice: ht2 equals ht1 exactly, so
+    it is computed once, and the second (identical) running-statistics
+    update r2 = (1-m) r1 + m s is applied in closed form from r0 and r1.
+    """
+    bs = state.batch_stats
+    hi1, s_img = _apply_bn(state.img_net, hash_params["img"], bs["img"], batch["img"])
+    hi2, s_img = _apply_bn(state.img_net, hash_params["img"], s_img, batch["img_aug"])
+    ht1, s_txt = _apply_bn(state.txt_net, hash_params["txt"], bs["txt"], batch["txt"])
+    if txt2_is_txt1:
+        m = TorchBatchNorm.momentum
+        ht2 = ht1
+        s_txt = jax.tree.map(
+            lambda r0, r1: (2.0 - m) * r1 - (1.0 - m) * r0, bs["txt"], s_txt
+        )
+    else:
+        ht2, s_txt = _apply_bn(
+            state.txt_net, hash_params["txt"], s_txt, batch["txt_aug"]
+        )
+    return (hi1, hi2, ht1, ht2), {"img": s_img, "txt": s_txt}
+
+
+def write_buffers(codes_state: dict, idx: jax.Array, codes) -> dict:
+    """Stores the detached codes of this batch at rows `idx` of the buffers."""
+    new = dict(codes_state)
+    for name, value in zip(CODE_BUFFERS, codes):
+        new[name] = codes_state[name].at[idx].set(jax.lax.stop_gradient(value))
+    return new
+
+
+def gp_uniforms(key: jax.Array, step, n: int, bits: int) -> jax.Array:
+    """(2, n, bits) U[0,1) interpolation weights of the step's two sub-steps."""
+    step_key = jax.random.fold_in(key, step)
+    return jax.random.uniform(jax.random.fold_in(step_key, 1), (2, n, bits))
+
+
+def _disc_apply(state, params, stats, x):
+    return _apply_bn(state.disc_net, params, stats, x)
+
+
+def _disc_loss(dparams, state, dstats, codes, u, gp_weight):
+    """Sum of the two accumulated sub-steps (real=ht1, fake=hi1) and
+    (real=ht2, fake=hi2); a scan over the two keeps the program small."""
+    hi1, hi2, ht1, ht2 = [jax.lax.stop_gradient(c) for c in codes]
+    reals, fakes = jnp.stack([ht1, ht2]), jnp.stack([hi1, hi2])
+
+    def sub_step(stats, inputs):
+        real, fake, u_k = inputs
+        real_logits, stats = _disc_apply(state, dparams, stats, real)
+        fake_logits, stats = _disc_apply(state, dparams, stats, fake)
+        bce = losses.discriminator_bce(real_logits, fake_logits)
+        x_hat = losses.interpolate(real, fake, u_k)
+        gp, stats = losses.gradient_penalty(
+            lambda x: _disc_apply(state, dparams, stats, x), x_hat, gp_weight
+        )
+        return stats, (bce, gp)
+
+    dstats, (bce, gp) = jax.lax.scan(sub_step, dstats, (reals, fakes, u))
+    total = jnp.sum(bce) + jnp.sum(gp)
+    return total, (dstats, {"disc_bce": jnp.sum(bce), "disc_gp": jnp.sum(gp)})
+
+
+def _hash_loss(codes, state, dparams, dstats, target, hyper: DuchHyper):
+    hi1, hi2, ht1, ht2 = codes
+    w = hyper.contrastive_weights
+    ntx = 0.0
+    for weight, (a, b) in zip(w, [(hi1, ht1), (hi1, hi2), (ht1, ht2)]):
+        if weight:
+            ntx = ntx + weight * hyper.ntx(a, b)
+    adv = 0.0
+    if hyper.alpha:
+        pair = (ht1, ht2) if hyper.adv_on_text else (hi1, hi2)
+        for h in pair:
+            logits, dstats = _disc_apply(state, dparams, dstats, h)
+            adv = adv + losses.adversarial_generator_loss(logits)
+    quant = hyper.beta * losses.quantization_loss(codes, target)
+    bb = hyper.gamma * losses.bit_balance_loss(codes) if hyper.gamma else 0.0
+    adv = hyper.alpha * adv
+    loss = ntx + adv + quant + bb
+    metrics = {"ntxent": ntx, "adv": adv, "quant": quant, "bb": bb}
+    return loss, (dstats, metrics)
+
+
+@functools.cache
+def make_train_step(hyper: DuchHyper):
+    """`train_step(state, batch, key) -> (state, metrics)` for DUCH.
+
+    Cached per `hyper`, so re-jitting it (e.g. after a resume) reuses the
+    compiled program.
+
+    The key is folded with `state.step`; the GP weights u are
+    `gp_uniforms(key, state.step, N, K)`. Metrics: `loss`, its weighted
+    terms `ntxent`, `adv`, `quant`, `bb`, and `disc_loss`, `disc_bce`,
+    `disc_gp` of the discriminator update.
+    """
+
+    def train_step(state: HashState, batch: dict, key: jax.Array):
+        idx = batch["idx"]
+        hash_params = {"img": state.params["img"], "txt": state.params["txt"]}
+        fwd = lambda p: forward_views(state, p, batch, hyper.txt2_is_txt1)
+        codes, vjp_fn, hash_stats = jax.vjp(fwd, hash_params, has_aux=True)
+        codes_state = write_buffers(state.batch_stats["codes"], idx, codes)
+
+        n = idx.shape[0]
+        u = gp_uniforms(key, state.step, n, hyper.bits)
+        d_fn = lambda p: _disc_loss(
+            p, state, state.batch_stats["disc"], codes, u, hyper.gp_weight
+        )
+        (d_loss, (dstats, d_metrics)), d_grads = jax.value_and_grad(d_fn, has_aux=True)(
+            state.params["disc"]
+        )
+        d_updates, d_opt = state.disc_tx.update(
+            d_grads, state.opt_state["disc"], state.params["disc"]
+        )
+        dparams = optax.apply_updates(state.params["disc"], d_updates)
+
+        target = state.batch_stats["codes"]["target"][idx]
+        h_fn = lambda c: _hash_loss(c, state, dparams, dstats, target, hyper)
+        (loss, (dstats, metrics)), code_grads = jax.value_and_grad(h_fn, has_aux=True)(
+            codes
+        )
+        (grads,) = vjp_fn(code_grads)
+        updates, h_opt = state.hash_tx.update(
+            grads, state.opt_state["hash"], hash_params
+        )
+        hash_params = optax.apply_updates(hash_params, updates)
+
+        new_state = state.replace(
+            step=state.step + 1,
+            params={**hash_params, "disc": dparams},
+            batch_stats={**hash_stats, "disc": dstats, "codes": codes_state},
+            opt_state={"hash": h_opt, "disc": d_opt},
+        )
+        metrics = dict(metrics, loss=loss, disc_loss=d_loss, **d_metrics)
+        return new_state, metrics
+
+    return train_step
+
+
+def learning_rate(state: HashState) -> jax.Array:
+    """The current learning rate of f and g."""
+    return state.opt_state["hash"].hyperparams["learning_rate"]
+
+
+def decayed_lr(lr, epoch, hyper) -> jax.Array:
+    """lr after the end of 0-based `epoch` (§3.5, QUIRK §7.2-4)."""
+    every = hyper.lr_decay_every
+    fires = (
+        (epoch % every == 0)
+        if hyper.lr_decay_after_epoch0
+        else ((epoch + 1) % every == 0)
+    )
+    return jnp.where(fires, jnp.maximum(lr * hyper.lr_decay, hyper.lr_min), lr)
+
+
+def epoch_end(state: HashState, epoch, hyper) -> HashState:
+    """B <- sign(mean of the buffers); learning-rate rule for `epoch`."""
+    codes = dict(state.batch_stats["codes"])
+    codes["target"] = losses.target_codes(*(codes[n] for n in CODE_BUFFERS))
+    opt = state.opt_state["hash"]
+    lr = decayed_lr(opt.hyperparams["learning_rate"], epoch, hyper)
+    opt = opt._replace(hyperparams={**opt.hyperparams, "learning_rate": lr})
+    return state.replace(
+        batch_stats={**state.batch_stats, "codes": codes},
+        opt_state={**state.opt_state, "hash": opt},
+    )
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _encode_chunk(net, params, stats, x):
+    out = net.apply({"params": params, "batch_stats": stats}, x, train=False)
+    return jnp.where(out >= 0, 1.0, -1.0)
+
+
+def encode(state: HashState, x: np.ndarray, modality: str, chunk: int = 1024):
+    """Binary codes sign(f(x)) or sign(g(y)) with running statistics.
+
+    Args:
+      x: (M, D) features.
+      modality: 'img' or 'txt'.
+      chunk: rows per call; the last chunk is padded (eval-mode BatchNorm
+        makes rows independent) so one shape is compiled.
+
+    Returns:
+      (M, K) float32 codes in {-1, 1}: sign(out), with sign(0) taken as +1
+      (the reference's 0 never occurs in practice; the metrics need +-1).
+    """
+    if modality not in ("img", "txt"):
+        raise ValueError(f"modality must be 'img' or 'txt', got {modality!r}")
+    net = state.img_net if modality == "img" else state.txt_net
+    params, stats = state.params[modality], state.batch_stats[modality]
+    x = np.asarray(x, np.float32)
+    outs = []
+    for start in range(0, len(x), chunk):
+        part = x[start : start + chunk]
+        pad = chunk - len(part)
+        if pad and len(x) > chunk:
+            part = np.concatenate([part, np.zeros((pad, x.shape[1]), np.float32)])
+        outs.append(np.asarray(_encode_chunk(net, params, stats, part))[: chunk - pad])
+    return np.concatenate(outs)
+
+
+def epoch_batches(num: int, batch_size: int, seed: int, epoch: int) -> list:
+    """Index arrays of one shuffled epoch, remainder batch last (no drop_last).
+
+    A pure function of (seed, epoch), so a resumed run replays the batches.
+    """
+    perm = np.random.default_rng([seed, epoch]).permutation(num)
+    return [perm[i : i + batch_size] for i in range(0, num, batch_size)]
+
+
+def place_batch(batch: dict, mesh) -> dict:
+    """Shards the batch over the mesh's `data` axis, or replicates it when
+    its size does not divide (the remainder batch): the step works on the
+    global batch either way, so the result is the same."""
+    from jaxcxai import parallel
+
+    n = len(batch["idx"])
+    if n % mesh.shape[parallel.DATA_AXIS] == 0:
+        return parallel.shard_batch(batch, mesh)
+    return parallel.replicate(batch, mesh)

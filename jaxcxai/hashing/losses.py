@@ -1,0 +1,239 @@
+"""Loss terms of DUCH and CHNR (hashing.md §3.2-3.4, §5.3-5.4).
+
+Arrays in, scalars (or per-row vectors) out; every function works on the
+global batch, so under `jax.jit` with a batch sharded over devices it gives
+exactly the single-device value (all negatives take part).
+
+Conventions: codes are (N, K) continuous hash outputs in (-1, 1); the two
+inputs of an NT-Xent term are paired row by row. Sums, not means, wherever
+the reference sums (hashing.md §3.3).
+
+References:
+  Mikriukov, Ravanbakhsh, Demir, "Deep Unsupervised Contrastive Hashing for
+  Large-Scale Cross-Modal Text-Image Retrieval in Remote Sensing",
+  arXiv:2201.08125. CHNR: arXiv:2202.13117.
+"""
+
+import math
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+
+__all__ = [
+    "NOISE_WEIGHT_SCHEMES",
+    "adversarial_generator_loss",
+    "bit_balance_loss",
+    "discriminator_bce",
+    "gradient_penalty",
+    "interpolate",
+    "l2_normalize",
+    "noise_weights",
+    "ntxent",
+    "ntxent_reference",
+    "ntxent_rows",
+    "ntxent_standard",
+    "quantization_loss",
+    "target_codes",
+]
+
+NOISE_WEIGHT_SCHEMES = ("normal", "exp", "dis", "ones")
+
+
+def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
+    """Rows divided by max(||x_i||_2, eps) (torch `F.normalize`)."""
+    norm = jnp.sqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True))
+    return x / jnp.maximum(norm, eps)
+
+
+def _check_pair(a: jax.Array, b: jax.Array) -> None:
+    if a.ndim != 2 or a.shape != b.shape:
+        raise ValueError(
+            f"NT-Xent needs two (N, K) arrays of equal shape; got {a.shape} "
+            f"and {b.shape}."
+        )
+
+
+def ntxent_rows(
+    a: jax.Array,
+    b: jax.Array,
+    *,
+    tau: float = 1.0,
+    subtract_e: bool = True,
+    eps: float = 1e-6,
+) -> jax.Array:
+    """Per-row NT-Xent terms l_r over the 2N rows of z = [a; b] (§3.2).
+
+    With `subtract_e` (the reference `forward_orig`, QUIRK §7.2-3) the
+    denominator is max(sum_c exp(S_rc / tau) - e, eps) + eps: it removes the
+    self term as if tau were 1. Without it the self term is masked exactly,
+    l_r = -S_{r,partner} / tau + logsumexp_{c != r} S_rc / tau (SimCLR).
+    Both agree up to the eps terms when tau = 1.
+
+    Args:
+      a, b: (N, K) paired rows; row r and row r + N are each other's positive.
+      tau: temperature.
+      subtract_e: reference denominator (True) or exact diagonal mask.
+      eps: clamp and offset of the reference denominator.
+
+    Returns:
+      (2N,) float32 terms; row r uses the positive of pair r mod N.
+    """
+    _check_pair(a, b)
+    an, bn = l2_normalize(a), l2_normalize(b)
+    z = jnp.concatenate([an, bn], axis=0)
+    logits = (z @ z.T) / tau
+    pos = jnp.sum(an * bn, axis=-1) / tau
+    pos = jnp.concatenate([pos, pos])
+    if subtract_e:
+        den = jnp.maximum(jnp.sum(jnp.exp(logits), axis=-1) - math.e, eps)
+        # -log(exp(pos) / (den + eps)) without the exp/log round trip.
+        return jnp.log(den + eps) - pos
+    n2 = logits.shape[0]
+    masked = jnp.where(jnp.eye(n2, dtype=bool), -jnp.inf, logits)
+    return jax.nn.logsumexp(masked, axis=-1) - pos
+
+
+def ntxent(
+    a: jax.Array,
+    b: jax.Array,
+    weights: jax.Array | float | None = None,
+    *,
+    tau: float = 1.0,
+    subtract_e: bool = True,
+    reduce_sum: bool = True,
+) -> jax.Array:
+    """Weighted NT-Xent: sum (or mean) over r of w_{r mod N} l_r.
+
+    Args:
+      a, b: (N, K) paired codes.
+      weights: None (all 1), a scalar, or (N,) per-pair weights (CHNR); the
+        weight of pair i applies to rows i and i + N. Not differentiated.
+      tau, subtract_e: see `ntxent_rows`.
+      reduce_sum: sum over the 2N rows (reference) or mean (standard).
+    """
+    rows = ntxent_rows(a, b, tau=tau, subtract_e=subtract_e)
+    if weights is not None:
+        w = jax.lax.stop_gradient(jnp.asarray(weights, rows.dtype))
+        if w.ndim == 1:
+            if w.shape[0] != a.shape[0]:
+                raise ValueError(
+                    f"weights must be (N,) = ({a.shape[0]},), got {w.shape}."
+                )
+            w = jnp.concatenate([w, w])
+        rows = rows * w
+    return jnp.sum(rows) if reduce_sum else jnp.mean(rows)
+
+
+def ntxent_reference(
+    a: jax.Array, b: jax.Array, weights: jax.Array | float | None = None
+) -> jax.Array:
+    """The reference NT-Xent (tau = 1, e subtracted, summed over 2N rows)."""
+    return ntxent(a, b, weights, tau=1.0, subtract_e=True, reduce_sum=True)
+
+
+def ntxent_standard(a: jax.Array, b: jax.Array, tau: float = 1.0) -> jax.Array:
+    """SimCLR NT-Xent: exact diagonal mask, mean over the 2N rows."""
+    return ntxent(a, b, tau=tau, subtract_e=False, reduce_sum=False)
+
+
+def discriminator_bce(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+    """-mean log sigma(real) - mean log(1 - sigma(fake)) (§3.4, §5.3)."""
+    return -jnp.mean(jax.nn.log_sigmoid(real_logits)) - jnp.mean(
+        jax.nn.log_sigmoid(-fake_logits)
+    )
+
+
+def interpolate(real: jax.Array, fake: jax.Array, u: jax.Array) -> jax.Array:
+    """u * real + (1 - u) * fake, with u drawn per element (not per sample)."""
+    return u * real + (1.0 - u) * fake
+
+
+def _safe_norm(g: jax.Array) -> jax.Array:
+    # torch's norm backward is 0 at a zero vector; plain sqrt would give NaN.
+    sq = jnp.sum(jnp.square(g), axis=-1)
+    positive = sq > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
+
+
+def gradient_penalty(
+    disc_fn: Callable[[jax.Array], tuple[jax.Array, object]],
+    x_hat: jax.Array,
+    weight: float = 10.0,
+) -> tuple[jax.Array, object]:
+    """weight * mean_i (||d/dx_i sum_j D(x)_j||_2 - 1)^2 at the interpolants.
+
+    The gradient is of the *sum* of the outputs (torch `grad_outputs` of
+    ones), so BatchNorm's coupling across samples is included.
+
+    Args:
+      disc_fn: `x -> (logits (N,), aux)`; aux (e.g. new batch statistics)
+        is passed through.
+      x_hat: (N, D) interpolants.
+      weight: the penalty weight (10).
+
+    Returns:
+      (penalty scalar, aux). Differentiable with respect to whatever
+      `disc_fn` closes over (double backward).
+    """
+
+    def summed(x):
+        logits, aux = disc_fn(x)
+        return jnp.sum(logits), aux
+
+    grads, aux = jax.grad(summed, has_aux=True)(x_hat)
+    norms = _safe_norm(grads.reshape(grads.shape[0], -1))
+    return weight * jnp.mean(jnp.square(norms - 1.0)), aux
+
+
+def adversarial_generator_loss(logits: jax.Array) -> jax.Array:
+    """-sum_i log sigma(D(h_i)): push codes h towards the "real" side."""
+    return -jnp.sum(jax.nn.log_sigmoid(logits))
+
+
+def quantization_loss(codes: Sequence[jax.Array], target: jax.Array) -> jax.Array:
+    """sum over views v and samples i of ||B_i - v_i||^2 (§3.3).
+
+    Args:
+      codes: views, each (N, K).
+      target: (N, K) target codes B[idx] in {-1, 0, 1}, held fixed.
+    """
+    target = jax.lax.stop_gradient(target)
+    return sum(jnp.sum(jnp.square(target - v)) for v in codes)
+
+
+def bit_balance_loss(codes: Sequence[jax.Array]) -> jax.Array:
+    """sum over views and samples of (sum_k v_ik)^2: per code, not per bit."""
+    return sum(jnp.sum(jnp.square(jnp.sum(v, axis=-1))) for v in codes)
+
+
+def target_codes(
+    img1: jax.Array, img2: jax.Array, txt1: jax.Array, txt2: jax.Array
+) -> jax.Array:
+    """B = sign(((Hi1 + Hi2) / 2 + (Ht1 + Ht2) / 2) / 2), sign(0) = 0."""
+    return jnp.sign(((img1 + img2) / 2 + (txt1 + txt2) / 2) / 2)
+
+
+def noise_weights(
+    probs: jax.Array, scheme: str, threshold: jax.Array | float = 0.5
+) -> jax.Array:
+    """CHNR pair weights from D_N's clean probabilities (§5.4 step 3).
+
+    Args:
+      probs: (N,) sigma(D_N([x; y])).
+      scheme: `normal` (w), `exp` (|w|^3), `dis` (1[w > threshold]) or
+        `ones` (no noise handling).
+      threshold: the `dis` threshold, (mean r1 + mean f1) / 2 of the last
+        meta epoch.
+    """
+    if scheme == "normal":
+        return probs
+    if scheme == "exp":
+        return jnp.abs(probs**3)
+    if scheme == "dis":
+        return (probs > threshold).astype(probs.dtype)
+    if scheme == "ones":
+        return jnp.ones_like(probs)
+    raise ValueError(
+        f"unknown noise weight scheme {scheme!r}; valid: {NOISE_WEIGHT_SCHEMES}"
+    )
