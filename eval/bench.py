@@ -46,6 +46,14 @@ BENCHMARKS = {
         "eval.benches.duch_epoch",
         "DUCH training steps on UCM-sized features vs an eager PyTorch port",
     ),
+    "tcav_bulk": (
+        "eval.benches.tcav_bulk",
+        "20 concepts x 50 random runs of CAVs at d=25088 vs sklearn SGDClassifier",
+    ),
+    "net2vec_bulk": (
+        "eval.benches.net2vec_bulk",
+        "20 concepts x 3 layers of Net2Vec probes vs a one-at-a-time PyTorch loop",
+    ),
     "loce": (
         "eval.benches.loce",
         "LoCE per-sample fits, 256 x C=256 x 16x16 -> T=100 (vs eager-PyTorch reference)",

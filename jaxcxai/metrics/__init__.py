@@ -1,5 +1,8 @@
-"""Metrics as pure functions (retrieval; segmentation and classification)."""
+"""Metrics as pure functions: retrieval (`retrieval`) and concept segmentation
+(`segmentation`: set/sample IoU, IoU-vs-threshold, calibration).
+"""
 
+from jaxcxai.metrics import segmentation as segmentation
 from jaxcxai.metrics.retrieval import DIRECTIONS as DIRECTIONS
 from jaxcxai.metrics.retrieval import REFERENCE_PK_KS as REFERENCE_PK_KS
 from jaxcxai.metrics.retrieval import REFERENCE_RADII as REFERENCE_RADII
@@ -32,4 +35,5 @@ __all__ = [
     "precision_within_radius",
     "relevance",
     "retrieval_metrics",
+    "segmentation",
 ]
