@@ -11,6 +11,7 @@ re-run (delete its folder to redo it). Variants: `default`, `tiny` (CI).
 import ml_collections
 
 from configs import classifier
+from configs import loce as loce_cfg
 
 
 def get_config(variant=None):
@@ -19,7 +20,7 @@ def get_config(variant=None):
         raise KeyError(f"{variant!r}; valid: default, tiny")
     tiny = variant == "tiny"
     c = ml_collections.ConfigDict()
-    c.stages = ("environment", "dataset", "backbones")
+    c.stages = ("environment", "dataset", "backbones", "loce")
     c.dataset = ml_collections.ConfigDict()
     c.dataset.num_preview = 8
     c.dataset.image_size = 32 if tiny else 128
@@ -27,4 +28,6 @@ def get_config(variant=None):
     suffix = "_tiny" if tiny else ""
     c.backbones.small_cnn = classifier.get_config("small_cnn" + suffix)
     c.backbones.resnet18 = classifier.get_config("resnet18" + suffix)
+    c.loce = loce_cfg.get_config("tiny" if tiny else "default")
+    c.loce.backbone = "backbones/small_cnn"
     return c

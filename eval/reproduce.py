@@ -16,7 +16,7 @@ import os
 import time
 
 from configs import cli
-from eval import stages
+from eval import stage_loce, stages
 from jaxcxai.metric_writers import write_json_atomic
 
 # Stage name -> function(config_section, stage_dir) -> stages.StageResult.
@@ -24,6 +24,7 @@ STAGES = {
     "environment": stages.environment,
     "dataset": stages.dataset,
     "backbones": stages.backbones,
+    "loce": stage_loce.loce,
 }
 
 

@@ -1,0 +1,355 @@
+"""Analyses per-instance SynthAerial LoCEs (concepts.md §4) and writes a report.
+
+    python -m eval.loce --config configs/loce.py[:tiny] --workdir DIR \\
+        [--config.backbone=workdirs/small_cnn]
+
+Reads what `train.loce` wrote into DIR (`store/`, `instances.npz`) and writes
+`DIR/loce_report.md`, `DIR/loce_results.json` and PNG figures: the 2-D
+embedding with per-concept GMM ellipses and the label-agnostic GMM, a
+dendrogram, separation and overlap heatmaps, retrieval curves, outlier tiles
+and centroid-projection overlays. The questions asked of the planted
+structure: are the two sub-concepts of each concept separate clusters
+(adjusted Rand index), and is car/truck the least separated concept pair?
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+from threadpoolctl import threadpool_limits
+
+from configs import cli
+from eval import loce_report
+from jaxcxai.concepts import loce_analysis as la
+from jaxcxai.concepts import loce_clustering as lc
+from jaxcxai.concepts import loce_store
+from jaxcxai.metric_writers import write_json_atomic
+from train import loce as train_loce
+
+REPORT, RESULTS = "loce_report.md", "loce_results.json"
+CONFUSED_PAIR = ("car", "truck")
+
+
+def feature_vectors(results: loce_store.LoceResults, layers) -> dict[str, np.ndarray]:
+    """{layer: (N, C_l)} LoCEs plus "ml": the layers concatenated (ML-LoCE)."""
+    out = {name: np.asarray(results.layers[name]["loce"]) for name in layers}
+    out["ml"] = np.concatenate([out[name] for name in layers], axis=1)
+    return out
+
+
+def _pad(x: np.ndarray, width: int) -> np.ndarray:
+    # Appending zero coordinates changes no Euclidean or cosine distance (nor
+    # centroid direction), and one (N, width) shape compiles each jitted
+    # analysis once for all features instead of once per layer.
+    return np.pad(x, ((0, 0), (0, width - x.shape[1])))
+
+
+def _pair_rank(values: dict, pair, descending: bool) -> int:
+    order = sorted(values, key=lambda p: -values[p] if descending else values[p])
+    return order.index(pair) + 1
+
+
+def separation_summary(x, labels, metric: str = "euclidean") -> dict:
+    """Pairwise separation, overlap and centroid cosine; where car/truck ranks.
+
+    Returns:
+      {"classes", "separation" (K, K), "overlap" (K, K), "pairs": {"a/b":
+      {sep, overlap, cosine}}, and for car/truck (if both present) its rank
+      among the pairs: 1 = least separated / most overlapping / most similar}.
+    """
+    classes, sep = la.pairwise_separation(x, labels, metric)
+    _, ov = la.overlap_ratio(x, labels, metric)
+    _, cents = la.centroids(x, labels)
+    sep, ov, cents = np.asarray(sep), np.asarray(ov), np.asarray(cents, np.float64)
+    unit = cents / np.maximum(np.linalg.norm(cents, axis=1, keepdims=True), 1e-12)
+    cos = unit @ unit.T
+    names = [str(c) for c in classes]
+    pairs = {}
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            pairs[(names[i], names[j])] = dict(
+                sep=float(sep[i, j]),
+                overlap=float((ov[i, j] + ov[j, i]) / 2),
+                cosine=float(cos[i, j]),
+            )
+    out = {
+        "classes": names,
+        "separation": sep,
+        "overlap": ov,
+        "pairs": {f"{a}/{b}": v for (a, b), v in pairs.items()},
+    }
+    ct = tuple(sorted(CONFUSED_PAIR))
+    if ct in pairs:
+        i, j = names.index(CONFUSED_PAIR[0]), names.index(CONFUSED_PAIR[1])
+        get = lambda key: {p: v[key] for p, v in pairs.items()}
+        out["car_truck"] = dict(
+            pairs[ct],
+            overlap_car_from_truck=float(ov[i, j]),
+            overlap_truck_from_car=float(ov[j, i]),
+            rank_sep=_pair_rank(get("sep"), ct, descending=False),
+            rank_overlap=_pair_rank(get("overlap"), ct, descending=True),
+            rank_cosine=_pair_rank(get("cosine"), ct, descending=True),
+            n_pairs=len(pairs),
+        )
+    return out
+
+
+def subconcept_ari(x, concepts, subs, method="ward", metric="euclidean") -> dict:
+    """Per concept: ARI of a 2-cluster HAC cut of its raw LoCEs vs sub-concepts."""
+    from scipy.cluster import hierarchy
+
+    out = {}
+    for c in np.unique(concepts):
+        m = concepts == c
+        if m.sum() < 3 or len(np.unique(subs[m])) < 2:
+            continue
+        z = lc.hac(x[m], method, metric)
+        cut = hierarchy.fcluster(z, 2, criterion="maxclust")
+        out[str(c)] = float(adjusted_rand_score(subs[m], cut))
+    return out
+
+
+def retrieval(x, labels, ks, metric) -> dict:
+    """Mean precision@k (the reference's "mAP@k") and true average precision."""
+    ks = [k for k in ks if k <= len(labels) - 1]
+    prec = la.mean_precision_at_k(x, labels, ks, metric=metric)
+    ap, _ = la.average_precision(x, labels, metric=metric)
+    return {"precision_at_k": prec, "average_precision": ap}
+
+
+def iou_summary(results, layers, concepts) -> dict:
+    """Own-projection IoU per layer and concept: mean, std, fraction zero (§4.7)."""
+    out = {}
+    for name in layers:
+        iou = np.asarray(results.layers[name]["iou"])
+        out[name] = {
+            str(c): dict(
+                mean=float(iou[concepts == c].mean()),
+                std=float(iou[concepts == c].std()),
+                zero=float(np.mean(iou[concepts == c] == 0)),
+            )
+            for c in np.unique(concepts)
+        }
+    return out
+
+
+def main_feature_analysis(x, concepts, subs, backgrounds, a) -> dict:
+    """Embedding, GMMs, ARIs, purity and outliers of the analysed feature.
+
+    Args:
+      x: (N, C) LoCEs; concepts, subs, backgrounds: (N,) names.
+      a: the config's `analysis` section.
+    """
+    n = len(concepts)
+    _, s_max = lc.adaptive_settings(n)
+    emb = lc.embed_2d(
+        x,
+        a.embedding,
+        n_neighbors=int(np.clip(s_max, 5, n - 1)),
+        metric=a.hac_metric,
+    )
+    gmms = lc.category_gmms(emb, concepts, a.k_max, a.outlier_weight)
+    agn, agn_assign = lc.label_agnostic_gmm(emb, a.k_max_agnostic)
+    hac2 = subconcept_ari(x, concepts, subs, a.hac_method, a.hac_metric)
+    per_concept = {}
+    for c, g in gmms.items():
+        m = g.members
+        if len(np.unique(subs[m])) < 2:
+            continue
+        per_concept[str(c)] = dict(
+            n=int(len(m)),
+            sub_counts={str(s): int(np.sum(subs[m] == s)) for s in np.unique(subs[m])},
+            k_bic=int(g.gmm.n_components),
+            ari_gmm=float(adjusted_rand_score(subs[m], g.component)),
+            ari_agnostic=float(adjusted_rand_score(subs[m], agn_assign[m])),
+            ari_hac2=hac2.get(str(c), float("nan")),
+        )
+    for v in per_concept.values():
+        v["found"] = bool(max(v["ari_gmm"], v["ari_hac2"]) >= a.ari_found)
+    pur = lc.purity_over_seeds(
+        x,
+        concepts,
+        n_per_class=a.purity_per_class,
+        seeds=range(a.purity_seeds),
+        method=a.hac_method,
+        metric=a.hac_metric,
+    )
+    return dict(
+        x=x,
+        emb=emb,
+        gmms=gmms,
+        agnostic_assign=agn_assign,
+        subconcepts=per_concept,
+        agnostic=dict(
+            k=int(agn.n_components),
+            ari_concept=float(adjusted_rand_score(concepts, agn_assign)),
+            ari_concept_sub=float(
+                adjusted_rand_score(
+                    [f"{c}/{s}" for c, s in zip(concepts, subs)], agn_assign
+                )
+            ),
+        ),
+        purity=dict(
+            mean=float(np.mean(pur["purity"])),
+            std=float(np.std(pur["purity"])),
+            clusters=float(np.mean(pur["n_clusters"])),
+        ),
+        outliers=outlier_analysis(x, concepts, backgrounds, a),
+    )
+
+
+def outlier_analysis(x, concepts, backgrounds, a) -> dict:
+    """Cosine outlier scores per concept; for boats, how the planted road
+    boats rank (ROC AUC of each score for road vs water)."""
+    from sklearn.metrics import roc_auc_score
+
+    out = {}
+    for c in a.outlier_concepts:
+        members = np.flatnonzero(concepts == c)
+        if len(members) < 3:
+            continue
+        scores = np.asarray(la.cosine_outlier_scores(x[members]))
+        top = members[np.argsort(-scores, kind="stable")[: a.outlier_top]]
+        res = dict(members=members, scores=scores, top=top)
+        road = backgrounds[members] == "road"
+        if c == "boat" and 0 < road.sum() < len(members):
+            nn = min(20, len(members) - 1)
+            all_scores = dict(
+                cosine=scores,
+                lof=la.lof_scores(x[members], n_neighbors=nn),
+                iforest=la.iforest_scores(x[members]),
+            )
+            res["road_auc"] = {
+                k: float(roc_auc_score(road, s)) for k, s in all_scores.items()
+            }
+            res["road_in_top"] = int(np.sum(backgrounds[top] == "road"))
+            res["road_rate"] = float(road.mean())
+        out[c] = res
+    return out
+
+
+def analyze(config, workdir: str, backbone: str | None = None, progress=True):
+    """Runs every analysis on the store in `workdir`; writes report and figures.
+
+    Returns:
+      {"markdown", "figures" (names in workdir), "results" (JSON-able)}.
+    """
+    a = config.analysis
+    results = loce_store.load_results(os.path.join(workdir, train_loce.STORE))
+    table = train_loce.load_table(workdir)
+    if len(table["row"]) != results.meta["n"]:
+        raise ValueError(
+            f"{workdir}: instance table has {len(table['row'])} rows, the store "
+            f"{results.meta['n']}"
+        )
+    layers = list(config.layers)
+    feats = feature_vectors(results, layers)
+    if a.feature not in feats:
+        raise ValueError(f"analysis.feature={a.feature!r}; valid: {list(feats)}")
+    concepts = np.asarray(results.index["concept"])
+    counts = {str(c): int(np.sum(concepts == c)) for c in np.unique(concepts)}
+    keep = np.isin(concepts, [c for c, n in counts.items() if n >= a.min_per_concept])
+    if len(np.unique(concepts[keep])) < 2:
+        raise ValueError(
+            f"need two concepts with >= {a.min_per_concept} LoCEs; have {counts}"
+        )
+    cons, subs = concepts[keep], np.asarray(results.index["sub_concept"])[keep]
+    bgs = np.asarray(results.index["background"])[keep]
+    width = max(x.shape[1] for x in feats.values())
+    per_feature = {}
+    # Small 2-D GMMs and linkages: BLAS threads only add contention.
+    with threadpool_limits(1):
+        for name, x in feats.items():
+            x = _pad(x[keep], width)
+            per_feature[name] = dict(
+                separation=separation_summary(x, cons, a.separation_metric),
+                retrieval=retrieval(x, cons, a.retrieval_ks, a.retrieval_metric),
+                ari_hac2=subconcept_ari(x, cons, subs, a.hac_method, a.hac_metric),
+            )
+        main = main_feature_analysis(feats[a.feature][keep], cons, subs, bgs, a)
+    apply_fn, backbone_size, _ = train_loce.load_backbone(backbone or config.backbone)
+    size = train_loce.image_size(config, backbone_size)
+    seg = loce_report.segmentation(
+        config,
+        {name: feats[name][keep] for name in layers},
+        cons,
+        apply_fn,
+        size,
+        progress,
+    )
+    summary = dict(
+        n=int(len(concepts)),
+        counts=counts,
+        analysed=sorted(set(cons.tolist())),
+        layers=layers,
+        feature=a.feature,
+        iou=iou_summary(results, layers, concepts),
+        features={
+            k: dict(
+                retrieval=v["retrieval"],
+                ari_hac2=v["ari_hac2"],
+                pairs=v["separation"]["pairs"],
+                car_truck=v["separation"].get("car_truck"),
+            )
+            for k, v in per_feature.items()
+        },
+        subconcepts=main["subconcepts"],
+        agnostic=main["agnostic"],
+        purity=main["purity"],
+        outliers={
+            c: {k: v for k, v in o.items() if k.startswith("road")}
+            for c, o in main["outliers"].items()
+        },
+        segmentation=seg["iou"],
+    )
+    figures = loce_report.figures(
+        workdir,
+        config,
+        {k: v[keep] for k, v in table.items()},
+        cons,
+        main,
+        per_feature,
+        seg,
+    )
+    markdown = loce_report.markdown(summary, config)
+    _write_text(os.path.join(workdir, REPORT), markdown)
+    write_json_atomic(os.path.join(workdir, RESULTS), _clean(summary))
+    return {"markdown": markdown, "figures": figures, "results": _clean(summary)}
+
+
+def _clean(obj):
+    """JSON-safe copy: NaN/inf -> None, numpy -> Python, keys as strings."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _clean(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _write_text(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = cli.parse_args(argv, description=__doc__.splitlines()[0])
+    out = analyze(args.config, args.workdir)
+    print(out["markdown"])
+    print(f"report: {os.path.join(args.workdir, REPORT)}")
+
+
+if __name__ == "__main__":
+    main()
