@@ -10,7 +10,7 @@ re-run (delete its folder to redo it). Variants: `default`, `tiny` (CI).
 
 import ml_collections
 
-from configs import classifier
+from configs import chnr, classifier
 from configs import loce as loce_cfg
 
 
@@ -20,7 +20,7 @@ def get_config(variant=None):
         raise KeyError(f"{variant!r}; valid: default, tiny")
     tiny = variant == "tiny"
     c = ml_collections.ConfigDict()
-    c.stages = ("environment", "dataset", "backbones", "loce")
+    c.stages = ("environment", "dataset", "backbones", "loce", "hashing")
     c.dataset = ml_collections.ConfigDict()
     c.dataset.num_preview = 8
     c.dataset.image_size = 32 if tiny else 128
@@ -30,4 +30,9 @@ def get_config(variant=None):
     c.backbones.resnet18 = classifier.get_config("resnet18" + suffix)
     c.loce = loce_cfg.get_config("tiny" if tiny else "default")
     c.loce.backbone = "backbones/small_cnn"
+    c.hashing = ml_collections.ConfigDict()
+    c.hashing.train = chnr.get_config("synthaerial_tiny" if tiny else "synthaerial")
+    c.hashing.noise_rates = (0.0, 0.2, 0.5)
+    c.hashing.fast_compile = tiny  # XLA optimisation level 0 for CI
+    c.hashing.reported_csv = ""  # "": eval/data/chnr_reported_ucm.csv
     return c

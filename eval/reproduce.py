@@ -17,6 +17,7 @@ import time
 
 from configs import cli
 from eval import stage_loce, stages
+from eval.stage_hashing import hashing
 from jaxcxai.metric_writers import write_json_atomic
 
 # Stage name -> function(config_section, stage_dir) -> stages.StageResult.
@@ -25,6 +26,7 @@ STAGES = {
     "dataset": stages.dataset,
     "backbones": stages.backbones,
     "loce": stage_loce.loce,
+    "hashing": hashing,
 }
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from jaxcxai import parallel
 from jaxcxai.hashing import chnr, duch, models
+from jaxcxai.hashing import data as hdata
 from train import hashing as trainer
 
 # Less optimised XLA programs compile about twice as fast; the checks compare
@@ -201,14 +202,14 @@ def _features(n=100, classes=4, seed=0):
         "image_features": rng.normal(3.0, 2.0, size=(n, 6)),
         "text_features": rng.normal(-1.0, 0.5, size=(n, 5, 4)),
         "labels": np.eye(classes)[codes],
-        "json_split": trainer._json_like_split(codes),
+        "json_split": hdata.json_like_split(codes),
     }
 
 
 def test_data_quirks_standardisation_split_and_captions():
     f = _features()
-    faithful = trainer.prepare_data(**f)
-    fixed = trainer.prepare_data(
+    faithful = hdata.prepare_data(**f)
+    fixed = hdata.prepare_data(
         **f, standardize_with_eval_rows=False, random_split=False
     )
     # (7) statistics over all rows vs over train rows only.
@@ -225,7 +226,7 @@ def test_data_quirks_standardisation_split_and_captions():
     np.testing.assert_array_equal(
         fixed["query"]["image_idx"], np.flatnonzero(js == "test")
     )
-    big = trainer.prepare_data(
+    big = hdata.prepare_data(
         np.zeros((2100, 2)), np.zeros((2100, 2)), np.zeros(2100), standardize=False
     )
     np.testing.assert_array_equal(
@@ -233,7 +234,7 @@ def test_data_quirks_standardisation_split_and_captions():
     )
     # (8) one caption per image: the i-th image of each subset takes the
     # caption at the seeded offset (0, 0, 2, 1, 1, ... for seed 42).
-    raw = trainer.prepare_data(**f, standardize=False)
+    raw = hdata.prepare_data(**f, standardize=False)
     t = f["text_features"]
     idx = raw["train"]["image_idx"]
     np.testing.assert_allclose(raw["train"]["txt"][2], t[idx[2], 2], rtol=1e-6)
@@ -243,7 +244,7 @@ def test_data_quirks_standardisation_split_and_captions():
 
 
 def test_caption_per_epoch_quirk_and_eval_schedule():
-    data = trainer.prepare_data(**_features())["train"]
+    data = hdata.prepare_data(**_features())["train"]
     data["buffer_idx"] = np.arange(len(data["img"]))
     cfg = _config("duch", "tiny")
     pos = np.arange(20)
@@ -285,12 +286,12 @@ def test_unseeded_quirk(tmp_path):
 
 def test_chnr_set_quirks():
     f = _features(n=200, classes=4)
-    train = trainer.prepare_data(**f)["train"]
+    train = hdata.prepare_data(**f)["train"]
     cfg = _config("chnr", "ucm")
     cfg.chnr.noise_prob = 0.5
     main, meta = trainer._chnr_sets(train, cfg)
     n_clean = int(0.3 * 100)
-    ids = trainer._class_ids(train["labels"])
+    ids = hdata.class_ids(train["labels"])
     np.testing.assert_array_equal(meta["buffer_idx"], np.arange(n_clean))  # (13)
     np.testing.assert_array_equal(meta["class_ids"], ids[:n_clean])  # (11)
     assert main["noisy"].any()
@@ -443,7 +444,7 @@ def test_h5_features_match_the_reference_loader(tmp_path):
         duch_h5.write_h5_array(paths[name], key, arr)
     cfg = _config("duch", "ucm")
     cfg.data.h5_path, cfg.data.json_path = str(tmp_path), UCM_JSON
-    data = trainer.prepare_data(**trainer.load_features(cfg))
+    data = hdata.prepare_data(**trainer.load_features(cfg))
     # The data module's own reference loader and subset builder.
     labels = _ucm_labels()
     feats = duch_h5.load_duch_features(paths, labels)

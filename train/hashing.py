@@ -1,15 +1,19 @@
 """Trains DUCH or CHNR hash nets on precomputed image and caption features.
 
     python -m train.hashing --config configs/duch.py:ucm --workdir workdirs/duch
-    python -m train.hashing --config configs/chnr.py:ucm --workdir workdirs/chnr
+    python -m train.hashing --config configs/chnr.py:synthaerial --workdir w/chnr
+    python -m eval.retrieval --codes w/chnr/codes.npz --out w/chnr/eval
 
-Features come from DUCH-format HDF5 files (`config.data.h5_path`, labels from
-`config.data.json_path`) or, without them, from `synthetic_features`; any
-other source plugs in through `prepare_data(image_features, text_features,
-labels, ...)`. The run is data-parallel over all devices (global-batch
-losses), checkpointed at epoch ends (resumes from the workdir), logs epoch
-sums of the loss terms to `metrics.jsonl`, and writes the query/db codes to
-`codes.npz` and the mAPs to `results.json`.
+`config.data.source` picks the features (`jaxcxai.hashing.data`):
+"synthaerial" (MobileNetV2 + MiniLM features of SynthAerial, cached on
+disk), "h5" (DUCH-format HDF5 files in `data.h5_path`, labels from
+`data.json_path`), "synthetic" (planted class structure) or "auto" (h5 when
+`h5_path` is set, else synthetic); any other source plugs in through
+`train_and_evaluate(..., features=)`. The run is data-parallel over all
+devices (global-batch losses), checkpointed at epoch ends (resumes from the
+workdir), logs epoch sums of the loss terms to `metrics.jsonl`, and writes
+the query/db codes with their labels to `codes.npz` (the layout
+`eval.retrieval` reads) and the mAPs to `results.json`.
 """
 
 import functools
@@ -24,8 +28,8 @@ import numpy as np
 
 from configs import cli
 from jaxcxai import checkpoint, parallel, training
-from jaxcxai.data import duch_h5, noise
 from jaxcxai.hashing import chnr, duch
+from jaxcxai.hashing import data as hashing_data
 from jaxcxai.metric_writers import JsonlWriter, read_jsonl, write_json_atomic
 from jaxcxai.metrics import retrieval
 from jaxcxai.training import NonFiniteLossError
@@ -37,171 +41,18 @@ DIRECTIONS.update({"i2i": ("img", "img"), "t2t": ("txt", "txt")})
 MEAN_METRICS = {"r1", "r2", "f1", "f2", "weight_mean"}
 
 
-def synthetic_features(cfg) -> dict:
-    """Features with planted class structure (placeholder for real ones).
-
-    Each class has a random centre per modality; an image is its centre plus
-    Gaussian noise, each of its captions the text centre plus noise, and the
-    augmented views add `aug_noise` more. Splits follow the UCM JSON layout
-    (per class: 80 % train, 10 % test, 10 % val).
-    """
-    rng = np.random.default_rng(cfg.seed)
-    n, c, k = cfg.num_images, cfg.num_classes, cfg.captions_per_image
-    codes = np.arange(n) % c
-    ci = cfg.class_scale * rng.normal(size=(c, cfg.image_dim))
-    ct = cfg.class_scale * rng.normal(size=(c, cfg.text_dim))
-    img = ci[codes] + cfg.noise * rng.normal(size=(n, cfg.image_dim))
-    txt = ct[codes][:, None] + cfg.noise * rng.normal(size=(n, k, cfg.text_dim))
-    f32 = lambda a: a.astype(np.float32)
-    return {
-        "image_features": f32(img),
-        "image_features_aug": f32(img + cfg.aug_noise * rng.normal(size=img.shape)),
-        "text_features": f32(txt),
-        "text_features_aug": f32(txt + cfg.aug_noise * rng.normal(size=txt.shape)),
-        "labels": np.eye(c, dtype=np.float32)[codes],
-        "json_split": _json_like_split(codes),
-    }
-
-
-def _json_like_split(codes: np.ndarray) -> np.ndarray:
-    split = np.empty(len(codes), object)
-    for c in np.unique(codes):
-        pos = np.flatnonzero(codes == c)
-        n_train, n_test = int(0.8 * len(pos)), int(0.1 * len(pos))
-        split[pos[:n_train]] = "train"
-        split[pos[n_train : n_train + n_test]] = "test"
-        split[pos[n_train + n_test :]] = "val"
-    return split
-
-
-def h5_features(cfg) -> dict:
-    """Raw (unstandardised) reference features and JSON labels/splits."""
-    from jaxcxai.data.captions import load_caption_json
-
-    if not cfg.json_path:
-        raise ValueError("data.h5_path needs data.json_path (labels and splits)")
-    meta = load_caption_json(cfg.json_path)
-    paths = duch_h5.feature_paths(cfg.h5_path, cfg.dataset, cfg.image_aug, cfg.text_aug)
-    read = lambda name, key: duch_h5.read_h5_array(paths[name], key).astype(np.float32)
-    n, k = meta.num_images, meta.captions_per_image
-    num_classes = len(meta.class_names)
-    return {
-        "image_features": read("image", duch_h5.IMAGE_KEY),
-        "image_features_aug": read("image_aug", duch_h5.IMAGE_KEY),
-        "text_features": read("caption", duch_h5.CAPTION_KEY).reshape(n, k, -1),
-        "text_features_aug": read("caption_aug", duch_h5.CAPTION_KEY).reshape(n, k, -1),
-        "labels": np.eye(num_classes, dtype=np.float32)[meta.labels],
-        "json_split": np.asarray(meta.splits, object),
-    }
-
-
-def prepare_data(
-    image_features,
-    text_features,
-    labels,
-    *,
-    image_features_aug=None,
-    text_features_aug=None,
-    json_split=None,
-    standardize=True,
-    standardize_with_eval_rows=True,
-    random_split=True,
-    train_frac=0.5,
-    query_frac=0.2,
-    seed=42,
-) -> dict:
-    """Train/query/db subsets of per-image features (hashing.md §1.2, §1.5).
-
-    Args:
-      image_features: (N, Di); image_features_aug: view 2 (default: view 1).
-      text_features: (N, K, Dt) or (N, Dt); text_features_aug likewise.
-      labels: (N, L) multi-hot (or (N,) class codes).
-      json_split: (N,) "train"/"val"/"test", used when not `random_split`
-        (query = test, db = train + val).
-      standardize: scalar mean/std standardisation of each array, over all
-        rows (`standardize_with_eval_rows`, the reference) or train rows only.
-      random_split: the reference's seeded 50/10/40 split.
-      seed: split and caption-choice seed.
-
-    Returns:
-      {'train', 'query', 'db'}, each a dict with `image_idx`, `img`,
-      `img_aug`, `txt`, `txt_aug` (the chosen caption), `labels` (n, L);
-      train also has `txt_all`, `txt_aug_all` (n, K, Dt).
-    """
-    x = np.asarray(image_features, np.float32)
-    n = x.shape[0]
-    x_aug = x if image_features_aug is None else np.asarray(image_features_aug)
-    t = np.asarray(text_features, np.float32)
-    t = t[:, None] if t.ndim == 2 else t
-    t_aug = t if text_features_aug is None else np.asarray(text_features_aug)
-    t_aug = t_aug[:, None] if t_aug.ndim == 2 else t_aug
-    labels = np.asarray(labels, np.float32)
-    if labels.ndim == 1:
-        labels = np.eye(int(labels.max()) + 1, dtype=np.float32)[labels.astype(int)]
-    for name, a in [("image_features_aug", x_aug), ("text_features", t)]:
-        if a.shape[0] != n or labels.shape[0] != n:
-            raise ValueError(
-                f"row counts differ: image_features {x.shape}, {name} {a.shape}, "
-                f"labels {labels.shape}"
-            )
-    if random_split:
-        s = duch_h5.split_indexes(n, train_frac, query_frac, seed)
-        parts = {"train": s.train, "query": s.query, "db": s.db}
-    else:
-        if json_split is None:
-            raise ValueError("random_split=False needs json_split (N,) values")
-        js = np.asarray(json_split)
-        parts = {
-            "train": np.flatnonzero(js == "train"),
-            "query": np.flatnonzero(js == "test"),
-            "db": np.flatnonzero((js == "train") | (js == "val")),
-        }
-    if standardize:
-        rows = slice(None) if standardize_with_eval_rows else parts["train"]
-        std = lambda a: ((a - a[rows].mean()) / a[rows].std()).astype(np.float32)
-        x, x_aug, t, t_aug = std(x), std(x_aug), std(t), std(t_aug)
-    out = {}
-    for name, idx in parts.items():
-        off = duch_h5.caption_offsets(len(idx), t.shape[1], seed) % t.shape[1]
-        out[name] = {
-            "image_idx": idx,
-            "img": x[idx],
-            "img_aug": x_aug[idx],
-            "txt": t[idx, off],
-            "txt_aug": t_aug[idx, off],
-            "labels": labels[idx],
-        }
-    out["train"]["txt_all"] = t[parts["train"]]
-    out["train"]["txt_aug_all"] = t_aug[parts["train"]]
-    return out
-
-
-def _class_ids(labels: np.ndarray) -> np.ndarray:
-    """(n,) ids of distinct label vectors ("another label" = another id)."""
-    return np.unique(labels, axis=0, return_inverse=True)[1].reshape(-1)
-
-
 def _chnr_sets(train: dict, config) -> tuple[dict, dict]:
     """(noisy main-phase set, clean meta-phase set) as index/array dicts."""
     q, c = config.quirks, config.chnr
-    n = len(train["img"])
-    ids = _class_ids(train["labels"])
-    always = 0.2 if q.chnr_always_clean_20 else c.clean_fraction
-    k = train["txt_all"].shape[1]
-    nz = noise.inject_noise(ids, c.noise_prob, k, config.data.split_seed, always)
-    main = {
-        key: v[nz.source] if key.startswith("txt") else v for key, v in train.items()
-    }
-    main["buffer_idx"] = np.arange(n)
-    main["noisy"] = nz.noisy
-    clean_idx = noise.clean_subset(n, c.clean_fraction, config.data.split_seed)
-    meta = {key: v[clean_idx] for key, v in train.items()}
-    meta["class_ids"] = noise.clean_subset_labels(
-        ids, clean_idx, q.chnr_clean_label_bug
+    return hashing_data.chnr_sets(
+        train,
+        noise_prob=c.noise_prob,
+        clean_fraction=c.clean_fraction,
+        seed=config.data.split_seed,
+        always_clean_20=q.chnr_always_clean_20,
+        clean_label_bug=q.chnr_clean_label_bug,
+        buffer_index_mismatch=q.chnr_buffer_index_mismatch,
     )
-    mismatch = q.chnr_buffer_index_mismatch
-    meta["buffer_idx"] = np.arange(len(clean_idx)) if mismatch else clean_idx
-    return main, meta
 
 
 def _hyper(config):
@@ -360,6 +211,11 @@ def _save_codes(path: str, codes: dict, data: dict) -> None:
     with open(tmp, "wb") as f:
         np.savez(
             f,
+            # eval.retrieval's names, and the short ones of earlier runs.
+            query_image=codes["q", "img"],
+            query_text=codes["q", "txt"],
+            db_image=codes["db", "img"],
+            db_text=codes["db", "txt"],
             query_img=codes["q", "img"],
             query_txt=codes["q", "txt"],
             db_img=codes["db", "img"],
@@ -391,11 +247,47 @@ def _past_evals(path: str, step: int) -> list[dict]:
     return out
 
 
+SOURCES = ("auto", "synthaerial", "h5", "synthetic")
+
+
+def default_cache_dir() -> str:
+    """Where SynthAerial features are cached when `cache_dir` is ""."""
+    from jaxcxai.models.pretrained import cache_dir
+
+    return str(cache_dir() / "hashing_features")
+
+
 def load_features(config) -> dict:
-    """Feature arrays of `config.data` (HDF5 if `h5_path`, else synthetic)."""
-    if config.data.h5_path:
-        return h5_features(config.data)
-    return synthetic_features(config.data.synthetic)
+    """Feature arrays of `config.data` (see the module docstring)."""
+    d = config.data
+    source = d.get("source", "auto")
+    if source not in SOURCES:
+        raise ValueError(f"data.source must be one of {SOURCES}, got {source!r}")
+    if source == "auto":
+        source = "h5" if d.h5_path else "synthetic"
+    if source == "h5":
+        if not d.h5_path:
+            raise ValueError("data.source='h5' needs data.h5_path")
+        return hashing_data.h5_features(
+            d.h5_path, d.json_path, d.dataset, d.image_aug, d.text_aug
+        )
+    if source == "synthetic":
+        return hashing_data.synthetic_features(**d.synthetic.to_dict())
+    s = d.synthaerial
+    # The augmented caption is fed only when the txt2_is_txt1 quirk is off.
+    text_aug = None if config.quirks.txt2_is_txt1 else s.text_aug or None
+    return hashing_data.synthaerial_features(
+        s.num_images,
+        size=s.image_size,
+        seed=s.seed,
+        cache_dir=s.cache_dir or default_cache_dir(),
+        image_backbone=s.backbone,
+        input_size=s.input_size or None,
+        crop=s.crop,
+        text_aug=text_aug,
+        labels=s.labels,
+        batch_size=s.batch_size,
+    )
 
 
 def train_and_evaluate(
@@ -420,7 +312,7 @@ def train_and_evaluate(
         )
     os.makedirs(workdir, exist_ok=True)
     q, d = config.quirks, config.data
-    data = prepare_data(
+    data = hashing_data.prepare_data(
         **(features if features is not None else load_features(config)),
         standardize=d.standardize,
         standardize_with_eval_rows=q.standardize_with_eval_rows,
@@ -514,7 +406,11 @@ def train_and_evaluate(
         "final": history[-1],
         "best": max(history, key=lambda r: r[sel]),
         "quirks": {k: bool(v) for k, v in config.quirks.items()},
+        "num_train": len(data["train"]["img"]),
     }
+    noisy = [ph["data"]["noisy"] for ph in phases if "noisy" in ph["data"]]
+    if noisy:  # CHNR: training pairs that really carry another image's caption
+        results["noisy_pairs"] = int(noisy[0].sum())
     write_json_atomic(os.path.join(workdir, "results.json"), results)
     return results
 

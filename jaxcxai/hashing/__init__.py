@@ -8,7 +8,9 @@ chnr     CHNR meta phase (noise detector on the clean subset), main phase
 search   exact top-k Hamming search, chunked and sharded
 """
 
+from jaxcxai.hashing import aerial as aerial
 from jaxcxai.hashing import chnr as chnr
+from jaxcxai.hashing import data as data
 from jaxcxai.hashing import duch as duch
 from jaxcxai.hashing import losses as losses
 from jaxcxai.hashing import models as models
@@ -22,7 +24,9 @@ __all__ = [
     "HashDiscriminator",
     "HashNet",
     "NoiseDetector",
+    "aerial",
     "chnr",
+    "data",
     "duch",
     "hamming_topk",
     "losses",
