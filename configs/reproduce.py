@@ -12,6 +12,7 @@ import ml_collections
 
 from configs import chnr, classifier
 from configs import loce as loce_cfg
+from configs import probes as probes_cfg
 
 
 def get_config(variant=None):
@@ -20,7 +21,7 @@ def get_config(variant=None):
         raise KeyError(f"{variant!r}; valid: default, tiny")
     tiny = variant == "tiny"
     c = ml_collections.ConfigDict()
-    c.stages = ("environment", "dataset", "backbones", "loce", "hashing")
+    c.stages = ("environment", "dataset", "backbones", "probes", "loce", "hashing")
     c.dataset = ml_collections.ConfigDict()
     c.dataset.num_preview = 8
     c.dataset.image_size = 32 if tiny else 128
@@ -28,6 +29,8 @@ def get_config(variant=None):
     suffix = "_tiny" if tiny else ""
     c.backbones.small_cnn = classifier.get_config("small_cnn" + suffix)
     c.backbones.resnet18 = classifier.get_config("resnet18" + suffix)
+    c.probes = probes_cfg.get_config("tiny" if tiny else "default")
+    c.probes.backbone = "backbones/small_cnn"
     c.loce = loce_cfg.get_config("tiny" if tiny else "default")
     c.loce.backbone = "backbones/small_cnn"
     c.hashing = ml_collections.ConfigDict()

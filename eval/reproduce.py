@@ -16,7 +16,7 @@ import os
 import time
 
 from configs import cli
-from eval import stage_loce, stages
+from eval import stage_loce, stage_probes, stages
 from eval.stage_hashing import hashing
 from jaxcxai.metric_writers import write_json_atomic
 
@@ -25,6 +25,7 @@ STAGES = {
     "environment": stages.environment,
     "dataset": stages.dataset,
     "backbones": stages.backbones,
+    "probes": stage_probes.probes,
     "loce": stage_loce.loce,
     "hashing": hashing,
 }
