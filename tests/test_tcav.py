@@ -213,3 +213,15 @@ def test_run_tcav_scores_a_planted_concept():
     ref_p = sps.ttest_ind(scores, np.asarray(out["random_scores"], np.float64), axis=1)
     np.testing.assert_allclose(out["p"], ref_p.pvalue, rtol=1e-12)
     np.testing.assert_allclose(out["p_corrected"], np.minimum(4 * ref_p.pvalue, 1.0))
+
+
+@pytest.mark.parametrize("num_runs", [8, 5])  # divisible by 8 devices, and padded
+def test_sharded_fit_equals_unsharded(num_runs):
+    from jaxcxai import parallel
+
+    pos, neg, _ = _sets(4, r=num_runs)
+    plain = tcav.fit_cavs(pos, neg)
+    sharded = tcav.fit_cavs(pos, neg, mesh=parallel.make_mesh())
+    assert sharded.direction.shape == plain.direction.shape == (2, num_runs, 40)
+    np.testing.assert_allclose(sharded.direction, plain.direction, atol=1e-5)
+    np.testing.assert_allclose(sharded.bias, plain.bias, atol=1e-4)

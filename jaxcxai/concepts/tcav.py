@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcxai import parallel
 from jaxcxai.concepts import stats
 
 __all__ = [
@@ -225,6 +226,7 @@ def fit_cavs(
     alpha: float = 0.01,
     steps: int | None = None,
     hinge_smoothing: float = 0.05,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> Cavs:
     """Fits a CAV for every (concept, random set) pair.
 
@@ -237,6 +239,10 @@ def fit_cavs(
         converged to ~1e-5 relative) and 300 for "hinge" (piecewise
         quadratic, slower).
       hinge_smoothing: width of the quadratic band of the smoothed hinge.
+      mesh: optional mesh; the random runs (axis R) are split over its `data`
+        axis (padded to a multiple of the shard count with copies of the last
+        set, dropped afterwards), the concept sets are replicated. Each pair's
+        fit is independent, so only the common centring shift sees all runs.
 
     Returns:
       `Cavs` with (K, R, d) directions and weights and (K, R) biases.
@@ -248,7 +254,18 @@ def fit_cavs(
     _check_sets(pos, neg)
     if steps is None:
         steps = 300 if method == "hinge" else 50
-    return _fit_cavs(pos, neg, method, float(alpha), int(steps), float(hinge_smoothing))
+    args = (method, float(alpha), int(steps), float(hinge_smoothing))
+    if mesh is None:
+        return _fit_cavs(pos, neg, *args)
+    r = neg.shape[0]
+    shards = mesh.shape[parallel.DATA_AXIS]
+    pad = -r % shards
+    if pad:
+        neg = jnp.concatenate([neg, jnp.repeat(neg[-1:], pad, axis=0)])
+    neg = jax.device_put(neg, parallel.data_sharding(mesh))
+    pos = jax.device_put(pos, parallel.replicated_sharding(mesh))
+    cavs = _fit_cavs(pos, neg, *args)
+    return jax.tree.map(lambda x: x[:, :r], cavs)
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
@@ -373,6 +390,7 @@ def run_tcav(
     steps: int | None = None,
     num_tests: int | None = None,
     batch_size: int | None = None,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> dict:
     """TCAV for one (layer, class): K concepts x R random runs in one call.
 
@@ -390,6 +408,8 @@ def run_tcav(
       method, alpha, steps: as `fit_cavs`.
       num_tests: hypotheses for the Bonferroni correction (default K).
       batch_size: examples per backward pass.
+      mesh: optional mesh over whose `data` axis the random runs of the CAV
+        fits are split (see `fit_cavs`).
 
     Returns:
       Dict with `cavs` (K x R), `scores` (K, R), `random_scores` (R - 1,) and
@@ -401,7 +421,7 @@ def run_tcav(
             f"run_tcav needs at least 3 random sets for the t-test, got "
             f"{random_feats.shape[0]}"
         )
-    kw = dict(method=method, alpha=alpha, steps=steps)
+    kw = dict(method=method, alpha=alpha, steps=steps, mesh=mesh)
     cavs = fit_cavs(concept_feats, random_feats, **kw)
     rand = fit_cavs(random_feats[:1], random_feats[1:], **kw)
     k, r = cavs.direction.shape[:2]
