@@ -423,9 +423,8 @@ def test_chnr_script_runs_both_phases(tmp_path):
     assert all(math.isfinite(v) for v in res["final"].values())
 
 
-UCM_JSON = os.path.join(ROOT, "..", "shared", "data", "UCM.json")
-if not os.path.isfile(UCM_JSON):
-    UCM_JSON = "/work/shared/data/UCM.json"
+# The real UCM caption file of the hashing reference code (1.7 MB).
+UCM_JSON = os.path.join(os.path.dirname(__file__), "fixtures", "UCM.json")
 
 
 @pytest.mark.skipif(not os.path.isfile(UCM_JSON), reason="UCM.json not available")

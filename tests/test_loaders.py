@@ -14,11 +14,8 @@ from PIL import Image
 
 from jaxcxai.data import captions, classic, coco, coco_rle, voc
 
-UCM_JSON = os.path.join(
-    os.path.dirname(__file__), "..", "..", "shared", "data", "UCM.json"
-)
-if not os.path.isfile(UCM_JSON):
-    UCM_JSON = "/work/shared/data/UCM.json"
+# The real UCM caption file of the hashing reference code (1.7 MB).
+UCM_JSON = os.path.join(os.path.dirname(__file__), "fixtures", "UCM.json")
 
 # ---------------------------------------------------------------- COCO RLE
 

@@ -9,12 +9,8 @@ import pytest
 
 from jaxcxai.data import captions, duch_h5, noise
 
-# CI clones the repo with shared/ beside it; developers have /work/shared.
-UCM_JSON = os.path.join(
-    os.path.dirname(__file__), "..", "..", "shared", "data", "UCM.json"
-)
-if not os.path.isfile(UCM_JSON):
-    UCM_JSON = "/work/shared/data/UCM.json"
+# The real UCM caption file of the hashing reference code (1.7 MB).
+UCM_JSON = os.path.join(os.path.dirname(__file__), "fixtures", "UCM.json")
 
 
 @pytest.fixture(scope="module")
