@@ -8,18 +8,11 @@ stage trains `small_cnn` into `backbones/small_cnn`.
 
 from __future__ import annotations
 
-import os
 import time
 
 from eval import loce as eval_loce
+from eval.stages import resolve_backbone
 from train import loce as train_loce
-
-
-def resolve_backbone(path: str, stage_dir: str) -> str:
-    """An absolute `path` as is; a relative one under the stage's parent."""
-    if os.path.isabs(path):
-        return path
-    return os.path.join(os.path.dirname(os.path.abspath(stage_dir)), path)
 
 
 def loce(config, stage_dir: str) -> dict:

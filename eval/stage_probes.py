@@ -8,18 +8,11 @@ relative to the main job's workdir (the stage directory's parent), where the
 
 from __future__ import annotations
 
-import os
 import time
 
 from eval import concepts as eval_concepts
+from eval.stages import resolve_backbone
 from train import probes as train_probes
-
-
-def resolve_backbone(path: str, stage_dir: str) -> str:
-    """An absolute `path` as is; a relative one under the stage's parent."""
-    if os.path.isabs(path):
-        return path
-    return os.path.join(os.path.dirname(os.path.abspath(stage_dir)), path)
 
 
 def probes(config, stage_dir: str) -> dict:

@@ -12,6 +12,14 @@ import jax
 import numpy as np
 
 
+def resolve_backbone(path: str, stage_dir: str) -> str:
+    """An absolute `path` as is; a relative one under the main-job workdir
+    (the stage directory's parent), where the `backbones` stage trains."""
+    if os.path.isabs(path):
+        return path
+    return os.path.join(os.path.dirname(os.path.abspath(stage_dir)), path)
+
+
 def environment(config, stage_dir: str) -> dict:
     """Records devices and software versions."""
     import flax

@@ -18,6 +18,7 @@ assembles the global array from process-local data.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -192,8 +193,6 @@ def initialize_distributed(
 
 def _cluster_env_detected() -> bool:
     """True when a cluster launcher describes more than one process."""
-    import os
-
     if "," in os.environ.get("TPU_WORKER_HOSTNAMES", ""):
         return True
     for key in ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE"):

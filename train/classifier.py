@@ -73,8 +73,7 @@ def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict:
     mesh = parallel.make_mesh(config.mesh.num_model)
     parallel.check_batch_size(config.train.batch_size, mesh)
     model = get_model(config.model.name, num_classes=num_classes + num_labels)
-    pre_name = config.model.name if config.model.name in NORMALIZATION else "resnet18"
-    pre = functools.partial(preprocess, pre_name)
+    pre = preprocess_fn(config.model.name)
     tx = _make_tx(config.train)
     dummy = np.zeros((1,) + train["image"].shape[1:], np.float32)
     init = lambda key: training.create_train_state(model, tx, key, dummy)
@@ -132,6 +131,17 @@ def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict:
     return results
 
 
+def preprocess_fn(model_name: str):
+    """The input normalization a backbone is trained and evaluated with.
+
+    Backbones without an entry of their own (e.g. `small_cnn`) use ImageNet
+    mean/std, as `resnet18` does.
+    """
+    return functools.partial(
+        preprocess, model_name if model_name in NORMALIZATION else "resnet18"
+    )
+
+
 def load_trained(workdir: str):
     """Loads a backbone trained by `train_and_evaluate` from its workdir.
 
@@ -145,6 +155,11 @@ def load_trained(workdir: str):
 
     import ml_collections
 
+    if not os.path.isfile(os.path.join(workdir, "config.json")):
+        raise FileNotFoundError(
+            f"no trained backbone at {workdir!r} (expected config.json and ckpt/ "
+            "from train.classifier); set --config.backbone"
+        )
     with open(os.path.join(workdir, "config.json")) as f:
         config = ml_collections.ConfigDict(json.load(f))
     num_outputs = _num_outputs(config.data)

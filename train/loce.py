@@ -13,7 +13,6 @@ instance table, rows in store order) and the store; `eval.loce` analyses it.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 
@@ -25,7 +24,6 @@ from jaxcxai import features, parallel
 from jaxcxai.concepts import loce_pipeline, loce_store
 from jaxcxai.concepts.loce_objectives import LoceConfig
 from jaxcxai.data import synthaerial
-from jaxcxai.models.preprocess import NORMALIZATION, preprocess
 
 STORE = "store"
 INSTANCES = "instances.npz"
@@ -52,17 +50,10 @@ def load_backbone(path: str):
       (apply_fn images -> (logits, {layer: NHWC act}), training image size,
       backbone config).
     """
-    from train.classifier import load_trained
+    from train.classifier import load_trained, preprocess_fn
 
-    if not os.path.isfile(os.path.join(path, "config.json")):
-        raise FileNotFoundError(
-            f"no trained backbone at {path!r} (expected config.json and ckpt/ from "
-            "train.classifier); set --config.backbone"
-        )
     model, variables, bconfig = load_trained(path)
-    name = bconfig.model.name
-    # Same preprocessing as training (train.classifier falls back to resnet18's).
-    pre = functools.partial(preprocess, name if name in NORMALIZATION else "resnet18")
+    pre = preprocess_fn(bconfig.model.name)  # the same as in training
     apply_fn = loce_pipeline.backbone_apply_fn(model, variables, pre)
     return apply_fn, int(bconfig.data.image_size), bconfig
 

@@ -14,7 +14,6 @@ masks and images), `DIR/net2vec.npz`, `DIR/tcav.npz` and `DIR/probes.json`;
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -28,7 +27,6 @@ from jaxcxai import features, parallel
 from jaxcxai.concepts import bulk, net2vec, probe_pipeline, tcav
 from jaxcxai.data import synthaerial
 from jaxcxai.metric_writers import write_json_atomic
-from jaxcxai.models.preprocess import NORMALIZATION, preprocess
 
 DATA, NET2VEC, TCAV, META = "data.npz", "net2vec.npz", "tcav.npz", "probes.json"
 SOURCES = ("synthaerial", "coco", "voc")
@@ -56,17 +54,10 @@ def load_backbone(path: str) -> dict:
     `outputs` names the logits: the scenes, then `has_<concept>` for the
     object-presence logits of a SynthAerial backbone (else the indices).
     """
-    from train.classifier import load_trained
+    from train.classifier import load_trained, preprocess_fn
 
-    if not os.path.isfile(os.path.join(path, "config.json")):
-        raise FileNotFoundError(
-            f"no trained backbone at {path!r} (expected config.json and ckpt/ from "
-            "train.classifier); set --config.backbone"
-        )
     model, variables, bconfig = load_trained(path)
-    name = bconfig.model.name
-    # Same preprocessing as training (train.classifier falls back to resnet18's).
-    pre = functools.partial(preprocess, name if name in NORMALIZATION else "resnet18")
+    pre = preprocess_fn(bconfig.model.name)  # the same as in training
 
     def apply_fn(images):
         return model.apply(variables, pre(images), train=False)

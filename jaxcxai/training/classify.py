@@ -8,6 +8,7 @@ cross-entropy on the first block and sigmoid BCE on the second.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -100,7 +101,11 @@ def predict(
     images: np.ndarray,
     batch_size: int = 256,
 ) -> np.ndarray:
-    """Logits for every image, evaluated in fixed-size batches (one compile).
+    """Logits for every image, evaluated in fixed-size batches.
+
+    The forward pass is compiled once per (apply_fn, preprocess_fn) and takes
+    the variables as an argument, so repeated evaluations during training
+    reuse it instead of recompiling with the weights baked in as constants.
 
     Args:
       images: (N, H, W, 3) uint8.
@@ -108,12 +113,6 @@ def predict(
     Returns:
       (N, num_outputs) float32 logits.
     """
-
-    @jax.jit
-    def fwd(x):
-        logits, _ = apply_fn(variables, preprocess_fn(x), train=False)
-        return logits
-
     n = len(images)
     outs = []
     for start in range(0, n, batch_size):
@@ -121,8 +120,15 @@ def predict(
         pad = batch_size - len(chunk)
         if pad:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
-        outs.append(np.asarray(fwd(chunk))[: batch_size - pad])
+        logits = _logits(apply_fn, preprocess_fn, variables, chunk)
+        outs.append(np.asarray(logits)[: batch_size - pad])
     return np.concatenate(outs)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _logits(apply_fn, preprocess_fn, variables, images):
+    logits, _ = apply_fn(variables, preprocess_fn(images), train=False)
+    return logits
 
 
 def classification_metrics(
