@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from configs import cli
-from jaxcxai import features
+from jaxcxai import features, hostmem
 from jaxcxai.concepts import bulk, net2vec, probe_pipeline, tcav
 from jaxcxai.metric_writers import write_json_atomic
 from train import probes as train_probes
@@ -366,6 +366,7 @@ def evaluate(config, workdir: str, backbone: str | None = None, progress=True) -
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    hostmem.keep_freed_memory()
     args = cli.parse_args(argv, description=__doc__.splitlines()[0])
     out = evaluate(args.config, args.workdir)
     print(out["markdown"])

@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from configs import cli
 from eval import loce_report
+from jaxcxai import hostmem
 from jaxcxai.concepts import loce_analysis as la
 from jaxcxai.concepts import loce_clustering as lc
 from jaxcxai.concepts import loce_store
@@ -345,6 +346,7 @@ def _write_text(path: str, text: str) -> None:
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    hostmem.keep_freed_memory()
     args = cli.parse_args(argv, description=__doc__.splitlines()[0])
     out = analyze(args.config, args.workdir)
     print(out["markdown"])

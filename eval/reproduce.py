@@ -18,6 +18,7 @@ import time
 from configs import cli
 from eval import stage_loce, stage_probes, stages
 from eval.stage_hashing import hashing
+from jaxcxai import hostmem
 from jaxcxai.metric_writers import write_json_atomic
 
 # Stage name -> function(config_section, stage_dir) -> stages.StageResult.
@@ -74,6 +75,7 @@ def _write_report(results: dict, workdir: str) -> None:
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    hostmem.keep_freed_memory()
     args = cli.parse_args(argv, description=__doc__.splitlines()[0])
     cli.save_config(args.config, args.workdir)
     run(args.config, args.workdir)

@@ -18,7 +18,7 @@ import numpy as np
 import optax
 
 from configs import cli
-from jaxcxai import checkpoint, parallel, training
+from jaxcxai import checkpoint, hostmem, parallel, training
 from jaxcxai.data import pipeline
 from jaxcxai.metric_writers import JsonlWriter, write_json_atomic
 from jaxcxai.models.preprocess import NORMALIZATION, preprocess
@@ -195,6 +195,7 @@ def _num_outputs(data_config) -> int:
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    hostmem.keep_freed_memory()
     args = cli.parse_args(argv, description=__doc__.splitlines()[0])
     cli.save_config(args.config, args.workdir)
     results = train_and_evaluate(args.config, args.workdir)

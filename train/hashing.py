@@ -27,8 +27,8 @@ import jax
 import numpy as np
 
 from configs import cli
-from jaxcxai import checkpoint, parallel, training
-from jaxcxai.hashing import chnr, duch
+from jaxcxai import checkpoint, hostmem, parallel, training
+from jaxcxai.hashing import chnr, duch, feed
 from jaxcxai.hashing import data as hashing_data
 from jaxcxai.metric_writers import JsonlWriter, read_jsonl, write_json_atomic
 from jaxcxai.metrics import retrieval
@@ -173,26 +173,30 @@ def _start_epoch(step: int, phases: list[dict], batch_size: int) -> int:
     return phases[-1]["stop"]
 
 
-def _batch(part: dict, pos: np.ndarray, epoch: int, config, labels: bool) -> dict:
-    b = {
-        "idx": part["buffer_idx"][pos].astype(np.int32),
-        "img": part["img"][pos],
-        "img_aug": part["img_aug"][pos],
-    }
+def _layout(config, labels: bool) -> feed.BatchLayout:
+    return feed.BatchLayout(
+        one_caption=bool(config.quirks.one_caption_per_image),
+        with_txt_aug=not config.quirks.txt2_is_txt1,
+        with_labels=labels,
+    )
+
+
+def _offsets(part: dict, epoch: int, config) -> np.ndarray | None:
+    """Caption index per training row for `epoch` (a fresh caption of each
+    image every epoch), or None with one caption per image."""
     if config.quirks.one_caption_per_image:
-        b["txt"], b["txt_aug"] = part["txt"][pos], part["txt_aug"][pos]
-    else:  # a fresh caption of each image every epoch
-        k = part["txt_all"].shape[1]
-        off = np.random.default_rng([config.seed, epoch, 1]).integers(
-            0, k, len(part["img"])
-        )[pos]
-        b["txt"] = part["txt_all"][pos, off]
-        b["txt_aug"] = part["txt_aug_all"][pos, off]
-    if config.quirks.txt2_is_txt1:
-        del b["txt_aug"]
-    if labels:
-        b["labels"] = part["class_ids"][pos].astype(np.int32)
-    return b
+        return None
+    k = part["txt_all"].shape[1]
+    rng = np.random.default_rng([config.seed, epoch, 1])
+    return rng.integers(0, k, len(part["img"])).astype(np.int32)
+
+
+def _batch(part: dict, pos: np.ndarray, epoch: int, config, labels: bool) -> dict:
+    """The host-side batch of rows `pos` (what the fed step gathers on device)."""
+    off = _offsets(part, epoch, config)
+    return feed.take_batch(
+        part, pos, None if off is None else off[pos], _layout(config, labels)
+    )
 
 
 def _eval_epochs(config, phases) -> set[int]:
@@ -351,20 +355,38 @@ def train_and_evaluate(
         lo = max(ph["start"], start)
         if lo >= ph["stop"]:
             continue
+        part = ph["data"]
+        layout = _layout(config, labels=ph["name"] == "meta")
+        # One device: the part's arrays stay on it and each step gathers
+        # its batch. Several: batches are sharded from the host, because
+        # XLA:CPU's in-process collectives deadlocked (entered in different
+        # orders by different devices) with the gather in the step.
+        resident = mesh.size == 1
+        if resident:
+            arrays = feed.resident_arrays(part, layout, mesh)
+            step = feed.make_fed_step(ph["step"], layout, mesh)
+        else:
+            step = ph["step"]
         step_fn = jax.jit(
-            ph["step"],
+            step,
             donate_argnums=0,
             out_shardings=(repl, repl),
             compiler_options=compiler_options,
         )
         end_fn = jax.jit(ph["end"], donate_argnums=0, out_shardings=repl)
-        part = ph["data"]
         for epoch in range(lo, ph["stop"]):
             t0 = time.perf_counter()
             sums = {}
+            offsets = _offsets(part, epoch, config)
             for pos in duch.epoch_batches(len(part["img"]), bs, seed, epoch):
-                b = _batch(part, pos, epoch, config, labels=ph["name"] == "meta")
-                state, m = step_fn(state, duch.place_batch(b, mesh), key_train)
+                off = None if offsets is None else offsets[pos]
+                if resident:
+                    rows = parallel.replicate((pos.astype(np.int32), off), mesh)
+                    state, m = step_fn(state, arrays, *rows, key_train)
+                else:
+                    b = feed.take_batch(part, pos, off, layout)
+                    b = duch.place_batch(b, mesh)
+                    state, m = step_fn(state, b, key_train)
                 sums = {k: sums.get(k, 0.0) + v for k, v in m.items()}
             lr = float(duch.learning_rate(state))
             state = end_fn(state, epoch)
@@ -417,6 +439,7 @@ def train_and_evaluate(
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    hostmem.keep_freed_memory()
     args = cli.parse_args(argv, description=__doc__.splitlines()[0])
     cli.save_config(args.config, args.workdir)
     results = train_and_evaluate(args.config, args.workdir)

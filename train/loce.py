@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from configs import cli
-from jaxcxai import features, parallel
+from jaxcxai import features, hostmem, parallel
 from jaxcxai.concepts import loce_pipeline, loce_store
 from jaxcxai.concepts.loce_objectives import LoceConfig
 from jaxcxai.data import synthaerial
@@ -165,6 +165,7 @@ def fit(
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    hostmem.keep_freed_memory()
     args = cli.parse_args(argv, description=__doc__.splitlines()[0])
     cli.save_config(args.config, args.workdir)
     results = fit(args.config, args.workdir)

@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 from configs import cli
-from jaxcxai import features, parallel
+from jaxcxai import features, hostmem, parallel
 from jaxcxai.concepts import bulk, net2vec, probe_pipeline, tcav
 from jaxcxai.data import synthaerial
 from jaxcxai.metric_writers import write_json_atomic
@@ -297,6 +297,7 @@ def fit(config, workdir: str, backbone: str | None = None, progress=True) -> dic
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    hostmem.keep_freed_memory()
     args = cli.parse_args(argv, description=__doc__.splitlines()[0])
     cli.save_config(args.config, args.workdir)
     meta = fit(args.config, args.workdir)

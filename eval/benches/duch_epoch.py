@@ -3,7 +3,8 @@
 1050 training samples of random 512-d image / 768-d caption features, batch
 256 (an epoch is 4 full batches and one of 26), 32 bits, hidden 4096, all
 reference quirks on. Ours is the jitted global-batch step (`hashing.duch`)
-fed the way `train/hashing.py` feeds it; the baseline is a faithful eager
+fed the way `train/hashing.py` feeds it (features resident on the device,
+batches gathered inside the step); the baseline is a faithful eager
 PyTorch (CPU) port of the reference training loop (hashing.md §3): a
 per-item `Dataset` converted to tensors and collated by a `DataLoader`, four
 separate forward calls, two accumulated discriminator sub-steps with a
@@ -20,7 +21,7 @@ import jax
 import numpy as np
 
 from jaxcxai import parallel
-from jaxcxai.hashing import duch
+from jaxcxai.hashing import duch, feed
 
 N_TRAIN, DIM_IMG, DIM_TXT, BATCH, BITS, HIDDEN = 1050, 512, 768, 256, 32, 4096
 AGREE_STEPS = 20
@@ -45,15 +46,22 @@ def _data(seed=0):
 
 class Ours:
     def __init__(self, hyper, data, key):
-        self.hyper, self.data, self.key = hyper, data, key
+        self.hyper, self.key = hyper, key
         devices = jax.devices()
         # Fake CPU devices share the same cores: use one device there.
         self.mesh = parallel.make_mesh(
             devices=devices[:1] if devices[0].platform == "cpu" else devices
         )
         repl = parallel.replicated_sharding(self.mesh)
+        # As train/hashing.py: the features stay on the devices and each
+        # step gathers its batch.
+        layout = feed.BatchLayout(one_caption=True, with_txt_aug=False)
+        part = dict(data, buffer_idx=np.arange(N_TRAIN))
+        self.arrays = feed.resident_arrays(part, layout, self.mesh)
         self.step = jax.jit(
-            duch.make_train_step(hyper), donate_argnums=0, out_shardings=(repl, repl)
+            feed.make_fed_step(duch.make_train_step(hyper), layout, self.mesh),
+            donate_argnums=0,
+            out_shardings=(repl, repl),
         )
         self.end = jax.jit(
             lambda s, e: duch.epoch_end(s, e, hyper), donate_argnums=0,
@@ -66,9 +74,8 @@ class Ours:
     def epoch(self, state, epoch, batches):
         losses = []
         for pos in batches:
-            b = {k: self.data[k][pos] for k in ("img", "img_aug", "txt")}
-            b["idx"] = pos.astype(np.int32)
-            state, m = self.step(state, duch.place_batch(b, self.mesh), self.key)
+            rows = parallel.replicate(pos.astype(np.int32), self.mesh)
+            state, m = self.step(state, self.arrays, rows, None, self.key)
             losses.append(m["loss"])
         state = self.end(state, epoch)
         jax.block_until_ready(state)

@@ -4,6 +4,8 @@ models   image/text hash nets, hash discriminator, CHNR noise detector
 losses   NT-Xent (reference and standard), adversarial BCE + gradient
          penalty, quantization, bit balance, CHNR noise weighting
 duch     DUCH state, train step over the global batch, epoch-end updates
+multiview  both hash nets over their views, hand-written backward (speed)
+feed     training batches gathered on the host or on the devices
 chnr     CHNR meta phase (noise detector on the clean subset), main phase
 search   exact top-k Hamming search, chunked and sharded
 """
@@ -12,8 +14,10 @@ from jaxcxai.hashing import aerial as aerial
 from jaxcxai.hashing import chnr as chnr
 from jaxcxai.hashing import data as data
 from jaxcxai.hashing import duch as duch
+from jaxcxai.hashing import feed as feed
 from jaxcxai.hashing import losses as losses
 from jaxcxai.hashing import models as models
+from jaxcxai.hashing import multiview as multiview
 from jaxcxai.hashing.models import HashDiscriminator as HashDiscriminator
 from jaxcxai.hashing.models import HashNet as HashNet
 from jaxcxai.hashing.models import NoiseDetector as NoiseDetector
@@ -28,8 +32,10 @@ __all__ = [
     "chnr",
     "data",
     "duch",
+    "feed",
     "hamming_topk",
     "losses",
     "models",
+    "multiview",
     "pack_words",
 ]

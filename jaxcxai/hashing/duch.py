@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxcxai.hashing import losses
+from jaxcxai.hashing import losses, multiview
 from jaxcxai.hashing.models import HashDiscriminator, HashNet, TorchBatchNorm
 
 __all__ = [
@@ -209,29 +209,44 @@ def _apply_bn(net, params, stats, x):
     return out, new["batch_stats"]
 
 
+def _running_update(stats: dict, mean, var, n: int) -> dict:
+    """TorchBatchNorm's running-statistics update after one training call."""
+    m = TorchBatchNorm.momentum
+    unbiased = var * (n / max(n - 1, 1))
+    return {
+        "bn": {
+            "mean": (1.0 - m) * stats["bn"]["mean"] + m * mean,
+            "var": (1.0 - m) * stats["bn"]["var"] + m * unbiased,
+        }
+    }
+
+
 def forward_views(state: HashState, hash_params: dict, batch: dict, txt2_is_txt1):
     """Codes (hi1, hi2, ht1, ht2) and the new running statistics of f and g.
 
-    One BatchNorm call per view, in the reference order x, x', y, y'. With
-    `txt2_is_txt1` the reference feeds y twice: ht2 equals ht1 exactly, so
-    it is computed once, and the second (identical) running-statistics
-    update r2 = (1-m) r1 + m s is applied in closed form from r0 and r1.
+    One BatchNorm call per view, in the reference order x, x', y, y', each
+    view through `multiview.hashnet_views` (HashNet's training-mode math
+    with a hand-written backward). With `txt2_is_txt1` the reference feeds
+    y twice: ht2 equals ht1 exactly, so it is computed once, and both
+    running-statistics updates use that one batch statistic.
     """
     bs = state.batch_stats
-    hi1, s_img = _apply_bn(state.img_net, hash_params["img"], bs["img"], batch["img"])
-    hi2, s_img = _apply_bn(state.img_net, hash_params["img"], s_img, batch["img_aug"])
-    ht1, s_txt = _apply_bn(state.txt_net, hash_params["txt"], bs["txt"], batch["txt"])
+    image_views = (batch["img"], batch["img_aug"])
+    text_views = (batch["txt"],) if txt2_is_txt1 else (batch["txt"], batch["txt_aug"])
+    ((hi1, hi2), txt_codes), (img_stats, txt_stats) = multiview.hashnet_views(
+        (hash_params["img"], hash_params["txt"]), (image_views, text_views)
+    )
     if txt2_is_txt1:
-        m = TorchBatchNorm.momentum
-        ht2 = ht1
-        s_txt = jax.tree.map(
-            lambda r0, r1: (2.0 - m) * r1 - (1.0 - m) * r0, bs["txt"], s_txt
-        )
-    else:
-        ht2, s_txt = _apply_bn(
-            state.txt_net, hash_params["txt"], s_txt, batch["txt_aug"]
-        )
-    return (hi1, hi2, ht1, ht2), {"img": s_img, "txt": s_txt}
+        txt_codes, txt_stats = txt_codes * 2, txt_stats * 2
+    ht1, ht2 = txt_codes
+    new = {"img": bs["img"], "txt": bs["txt"]}
+    for name, views, stats in [
+        ("img", image_views, img_stats),
+        ("txt", text_views * (2 // len(text_views)), txt_stats),
+    ]:
+        for x, (mean, var) in zip(views, stats):
+            new[name] = _running_update(new[name], mean, var, x.shape[0])
+    return (hi1, hi2, ht1, ht2), new
 
 
 def write_buffers(codes_state: dict, idx: jax.Array, codes) -> dict:

@@ -1,0 +1,198 @@
+"""The fast paths of the hashing trainers against plain autodiff references:
+the hand-written multi-view backward (`hashing.multiview`), the DUCH step
+built on it, and batches gathered on the device (`hashing.feed`)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxcxai import parallel
+from jaxcxai.hashing import duch, feed, multiview
+from jaxcxai.hashing.models import HashNet
+
+FAST = {"xla_backend_optimization_level": 0}
+
+
+def _f64(tree):
+    return jax.tree.map(
+        lambda a: (
+            jnp.asarray(a, jnp.float64)
+            if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating)
+            else a
+        ),
+        tree,
+    )
+
+
+def _flax_views(net, params, stats, xs):
+    """Reference: one Flax training-mode call per view, statistics chained."""
+    outs = []
+    for x in xs:
+        out, upd = net.apply(
+            {"params": params, "batch_stats": stats}, x, train=True,
+            mutable=["batch_stats"],
+        )  # fmt: skip
+        outs.append(out)
+        stats = upd["batch_stats"]
+    return outs, stats
+
+
+def test_hashnet_views_match_flax_autodiff_in_float64():
+    with jax.enable_x64(True):
+        ks = jax.random.split(jax.random.key(0), 8)
+        img_net, txt_net = HashNet(8, 64), HashNet(8, 64)
+        vi = _f64(img_net.init(ks[0], jnp.zeros((2, 12))))
+        vt = _f64(txt_net.init(ks[1], jnp.zeros((2, 20))))
+        # Non-trivial BatchNorm affine parameters.
+        vi["params"]["bn"]["scale"] = 1 + 0.3 * jax.random.normal(ks[6], (64,))
+        vt["params"]["bn"]["bias"] = 0.2 * jax.random.normal(ks[7], (64,))
+        x1, x2 = (3 + jax.random.normal(k, (16, 12), jnp.float64) for k in ks[2:4])
+        y = jax.random.normal(ks[4], (16, 20), jnp.float64)
+        w = jax.random.normal(ks[5], (3, 16, 8), jnp.float64)
+
+        def loss(a, b, c):  # uses every code non-linearly
+            return jnp.sum(w[0] * a) + jnp.sum(w[1] * b**2) + jnp.sum(w[2] * jnp.sin(c))
+
+        def reference(pi, pt):
+            (a, b), si = _flax_views(img_net, pi, vi["batch_stats"], (x1, x2))
+            (c,), st = _flax_views(txt_net, pt, vt["batch_stats"], (y,))
+            return loss(a, b, c), (si, st)
+
+        def ours(pi, pt):
+            ((a, b), (c,)), stats = multiview.hashnet_views((pi, pt), ((x1, x2), (y,)))
+            return loss(a, b, c), stats
+
+        args = (vi["params"], vt["params"])
+        (l_ref, (si, st)), g_ref = jax.value_and_grad(reference, (0, 1), True)(*args)
+        (l_ours, stats), g_ours = jax.value_and_grad(ours, (0, 1), True)(*args)
+        np.testing.assert_allclose(l_ours, l_ref, rtol=1e-12)
+
+        # Batch statistics -> the same running statistics as the Flax calls.
+        def running(r, view_stats):
+            for mean, var in view_stats:
+                unbiased = var * 16 / 15
+                r = {"mean": 0.9 * r["mean"] + 0.1 * mean,
+                     "var": 0.9 * r["var"] + 0.1 * unbiased}  # fmt: skip
+            return r
+
+        got_i = running(vi["batch_stats"]["bn"], stats[0])
+        got_t = running(vt["batch_stats"]["bn"], stats[1])
+        for got, want in [(got_i, si["bn"]), (got_t, st["bn"])]:
+            for k in ("mean", "var"):
+                np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-14)
+
+        for gr, go in zip(g_ref, g_ours):
+            for path, a in jax.tree_util.tree_flatten_with_path(gr)[0]:
+                b = go
+                for p in path:
+                    b = b[p.key]
+                name = jax.tree_util.keystr(path)
+                if name == "['fc1']['dense']['bias']":
+                    # b1 cancels in A - mean: exactly 0 here, rounding noise
+                    # in autodiff.
+                    assert np.all(np.asarray(b) == 0.0)
+                    assert np.abs(a).max() < 1e-12
+                else:
+                    np.testing.assert_allclose(
+                        b, a, rtol=1e-9, atol=1e-13, err_msg=name
+                    )
+
+
+def _flax_forward_views(state, hash_params, batch, txt2_is_txt1):
+    """The DUCH forward of the reference: four Flax calls in order x, x', y, y'."""
+    (hi1, hi2), s_img = _flax_views(
+        state.img_net, hash_params["img"], state.batch_stats["img"],
+        (batch["img"], batch["img_aug"]),
+    )  # fmt: skip
+    y2 = batch["txt"] if txt2_is_txt1 else batch["txt_aug"]
+    (ht1, ht2), s_txt = _flax_views(
+        state.txt_net, hash_params["txt"], state.batch_stats["txt"], (batch["txt"], y2)
+    )
+    return (hi1, hi2, ht1, ht2), {"img": s_img, "txt": s_txt}
+
+
+@pytest.mark.parametrize("txt2_is_txt1", [True, False])
+def test_duch_step_matches_the_autodiff_step_in_float64(monkeypatch, txt2_is_txt1):
+    hyper = duch.DuchHyper(
+        bits=8, hidden=32, lr=1e-3, disc_lr=1e-3, txt2_is_txt1=txt2_is_txt1
+    )
+    with jax.enable_x64(True):
+        state0 = duch.init_state(jax.random.key(0), hyper, 12, 20, 48)
+        state0 = state0.replace(
+            params=_f64(state0.params),
+            batch_stats=_f64(state0.batch_stats),
+            opt_state=_f64(state0.opt_state),
+        )
+        rng = np.random.default_rng(0)
+        batches = [
+            {"idx": np.arange(i, i + 24, dtype=np.int32),
+             "img": rng.normal(size=(24, 12)), "img_aug": rng.normal(size=(24, 12)),
+             "txt": rng.normal(size=(24, 20)), "txt_aug": rng.normal(size=(24, 20))}
+            for i in (0, 24, 0)
+        ]  # fmt: skip
+        key = jax.random.key(5)
+        ours_step = jax.jit(duch.make_train_step.__wrapped__(hyper))
+        monkeypatch.setattr(duch, "forward_views", _flax_forward_views)
+        ref_step = jax.jit(duch.make_train_step.__wrapped__(hyper))
+        ours, ref = state0, state0
+        for b in batches:
+            ours, m_ours = ours_step(ours, b, key)
+            ref, m_ref = ref_step(ref, b, key)
+            np.testing.assert_allclose(m_ours["loss"], m_ref["loss"], rtol=1e-10)
+        tree = lambda s: (s.params, s.batch_stats, s.opt_state)
+        flat = jax.tree_util.tree_flatten_with_path(tree(ref))[0]
+        for (path, a), b in zip(flat, jax.tree.leaves(tree(ours))):
+            np.testing.assert_allclose(
+                b, a, rtol=1e-8, atol=1e-11, err_msg=jax.tree_util.keystr(path)
+            )
+
+
+@pytest.mark.parametrize("one_caption", [True, False])
+def test_fed_step_equals_the_step_on_the_host_batch(one_caption):
+    hyper = duch.DuchHyper(bits=8, hidden=16, lr=1e-3, disc_lr=1e-3)
+    state = jax.device_get(duch.init_state(jax.random.key(0), hyper, 12, 20, 64))
+    rng = np.random.default_rng(0)
+    f = lambda *s: rng.normal(size=s).astype(np.float32)
+    part = {"img": f(64, 12), "img_aug": f(64, 12), "txt": f(64, 20),
+            "txt_all": f(64, 3, 20), "txt_aug_all": f(64, 3, 20),
+            "buffer_idx": rng.permutation(64)}  # fmt: skip
+    layout = feed.BatchLayout(one_caption=one_caption)
+    pos = rng.permutation(64)[:32].astype(np.int32)
+    off = None if one_caption else rng.integers(0, 3, 32).astype(np.int32)
+    host = feed.take_batch(part, pos, off, layout)
+    assert set(host) == {"idx", "img", "img_aug", "txt"}
+    np.testing.assert_array_equal(host["idx"], part["buffer_idx"][pos])
+    want_txt = part["txt"][pos] if one_caption else part["txt_all"][pos, off]
+    np.testing.assert_array_equal(host["txt"], want_txt)
+
+    key = jax.random.key(1)
+    step = duch.make_train_step(hyper)
+    want, m_want = jax.jit(step, compiler_options=FAST)(state, host, key)
+    # One device, as train/hashing.py uses it (module docstring of `feed`).
+    mesh = parallel.make_mesh(devices=jax.devices()[:1])
+    repl = parallel.replicated_sharding(mesh)
+    arrays = feed.resident_arrays(part, layout, mesh)
+    fed = jax.jit(
+        feed.make_fed_step(step, layout, mesh),
+        out_shardings=(repl, repl),
+        compiler_options=FAST,
+    )
+    got, m_got = fed(parallel.replicate(state, mesh), arrays, pos, off, key)
+    np.testing.assert_allclose(m_got["loss"], m_want["loss"], rtol=1e-5)
+    tree = lambda s: (s.params, s.batch_stats)
+    flat = jax.tree_util.tree_flatten_with_path(tree(want))[0]
+    for (path, a), b in zip(flat, jax.tree.leaves(tree(got))):
+        name = jax.tree_util.keystr(path)
+        # D_h's first bias feeds a BatchNorm: its gradient is rounding noise,
+        # which Adam scales to steps of +-lr (these move only running means).
+        noisy = "disc" in name and ("bias" in name or "mean" in name)
+        tol = 2 * hyper.disc_lr if noisy else 1e-6
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=tol, err_msg=name)
+
+
+def test_take_batch_names_a_missing_caption_index():
+    part = {"img": np.zeros((4, 2)), "img_aug": np.zeros((4, 2)),
+            "txt_all": np.zeros((4, 3, 2)), "buffer_idx": np.arange(4)}  # fmt: skip
+    with pytest.raises(ValueError, match="off"):
+        feed.take_batch(part, np.arange(2), None, feed.BatchLayout(one_caption=False))
