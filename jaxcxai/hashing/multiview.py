@@ -18,11 +18,11 @@ What differs from differentiating the Flax module:
     (X^ = r C is never materialised).
   * b1 cancels in A - mean, so C comes from X W1 alone and b1's gradient
     is exactly 0 (autodiff gives rounding noise there).
-  * The views run one after another, forward and backward. XLA's CPU
-    runtime runs independent operations concurrently on one thread pool;
-    two large products at once measured up to 1.8x slower than the same
-    two in sequence (2-core CPU, jax 0.11). `optimization_barrier` leaves
-    no dependency at run time there, so `_after` adds a real one.
+  * The weight gradient X^T dA is a product with a materialised X^T.
+
+(Forcing the views to run one after another, with artificial data
+dependencies, measured 2-8% slower once host memory was reused
+(`jaxcxai.hostmem`), so XLA schedules them freely.)
 
 `tests/test_hashing_fastpath.py` checks codes, statistics, gradients and
 whole DUCH steps against autodiff through the Flax module in float64.
@@ -34,19 +34,6 @@ import jax
 import jax.numpy as jnp
 
 __all__ = ["hashnet_views"]
-
-
-def _after(x: jax.Array, prev: jax.Array | None) -> jax.Array:
-    """`x`, made to depend on `prev` so that its users run after `prev`.
-
-    Adds min(|prev[0, ...]|, 0): exactly 0 for any finite value (a NaN
-    propagates, as it would into the loss anyway). `prev` must be
-    replicated over the mesh (a parameter-shaped or batch-reduced value).
-    """
-    if prev is None:
-        return x
-    zero = jnp.minimum(jnp.abs(prev.reshape(-1)[0]), 0.0).astype(x.dtype)
-    return x + zero
 
 
 def _view_forward(params, x, eps):
@@ -102,18 +89,9 @@ def _view_backward(params, saved, dout):
 
 
 def _forward_all(params_seq, views_seq, eps):
-    outs, last = [], None
-    for params, xs in zip(params_seq, views_seq):
-        net_outs = []
-        for x in xs:
-            out = _view_forward(params, _after(x, last), eps)
-            net_outs.append(out)
-            # Fence on the batch variance, not the codes: it is reduced over
-            # the batch, hence replicated when the batch is sharded, and
-            # reading one element needs no collective.
-            last = out[1][1]
-        outs.append(net_outs)
-    return outs
+    return [
+        [_view_forward(p, x, eps) for x in xs] for p, xs in zip(params_seq, views_seq)
+    ]
 
 
 def _outputs(outs):
@@ -151,19 +129,11 @@ def _bwd(eps, residuals, cotangents):
     del eps
     params_seq, saved_seq, views_seq = residuals
     d_codes_seq, _ = cotangents  # the statistics carry no gradient
-    grads, last = [None] * len(params_seq), None
+    grads = [None] * len(params_seq)
     for i in reversed(range(len(params_seq))):
         for saved, dout in zip(saved_seq[i], d_codes_seq[i]):
-            g = _view_backward(params_seq[i], saved, _after(dout, last))
+            g = _view_backward(params_seq[i], saved, dout)
             grads[i] = g if grads[i] is None else jax.tree.map(jnp.add, grads[i], g)
-            # The weight gradient is replicated over a mesh (summed over the
-            # batch), so fencing on it needs no collective either.
-            last = g["fc1"]["dense"]["kernel"]
-    # The optimizer's update of the nets done first must not overlap the
-    # backward of the last one either (the add fuses into that update).
-    for i in range(1, len(grads)):
-        g = grads[i]["fc1"]["dense"]
-        g["kernel"] = _after(g["kernel"], last)
     # The inputs are data: a zero gradient, removed as dead code.
     return tuple(grads), jax.tree.map(jnp.zeros_like, views_seq)
 
