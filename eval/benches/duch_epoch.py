@@ -46,7 +46,7 @@ def _data(seed=0):
 
 class Ours:
     def __init__(self, hyper, data, key):
-        self.hyper, self.key = hyper, key
+        self.key = key
         devices = jax.devices()
         # Fake CPU devices share the same cores: use one device there.
         self.mesh = parallel.make_mesh(

@@ -28,7 +28,12 @@ import numpy as np
 import optax
 
 from jaxcxai.hashing import losses, multiview
-from jaxcxai.hashing.models import HashDiscriminator, HashNet, TorchBatchNorm
+from jaxcxai.hashing.models import (
+    HashDiscriminator,
+    HashNet,
+    TorchBatchNorm,
+    running_update,
+)
 
 __all__ = [
     "CODE_BUFFERS",
@@ -209,18 +214,6 @@ def _apply_bn(net, params, stats, x):
     return out, new["batch_stats"]
 
 
-def _running_update(stats: dict, mean, var, n: int) -> dict:
-    """TorchBatchNorm's running-statistics update after one training call."""
-    m = TorchBatchNorm.momentum
-    unbiased = var * (n / max(n - 1, 1))
-    return {
-        "bn": {
-            "mean": (1.0 - m) * stats["bn"]["mean"] + m * mean,
-            "var": (1.0 - m) * stats["bn"]["var"] + m * unbiased,
-        }
-    }
-
-
 def forward_views(state: HashState, hash_params: dict, batch: dict, txt2_is_txt1):
     """Codes (hi1, hi2, ht1, ht2) and the new running statistics of f and g.
 
@@ -236,16 +229,16 @@ def forward_views(state: HashState, hash_params: dict, batch: dict, txt2_is_txt1
     ((hi1, hi2), txt_codes), (img_stats, txt_stats) = multiview.hashnet_views(
         (hash_params["img"], hash_params["txt"]), (image_views, text_views)
     )
-    if txt2_is_txt1:
+    if txt2_is_txt1:  # y is fed twice: the same codes and batch statistics
         txt_codes, txt_stats = txt_codes * 2, txt_stats * 2
     ht1, ht2 = txt_codes
-    new = {"img": bs["img"], "txt": bs["txt"]}
-    for name, views, stats in [
-        ("img", image_views, img_stats),
-        ("txt", text_views * (2 // len(text_views)), txt_stats),
-    ]:
-        for x, (mean, var) in zip(views, stats):
-            new[name] = _running_update(new[name], mean, var, x.shape[0])
+    n = batch["img"].shape[0]
+    new = {}
+    for name, view_stats in (("img", img_stats), ("txt", txt_stats)):
+        running = bs[name]["bn"]
+        for mean, var in view_stats:  # one update per call, in call order
+            running = running_update(running, mean, var, n, TorchBatchNorm.momentum)
+        new[name] = {"bn": running}
     return (hi1, hi2, ht1, ht2), new
 
 

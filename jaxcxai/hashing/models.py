@@ -29,6 +29,7 @@ __all__ = [
     "NoiseDetector",
     "TorchBatchNorm",
     "TorchDense",
+    "running_update",
     "torch_uniform",
 ]
 
@@ -62,6 +63,23 @@ class TorchDense(nn.Module):
         )(x)
 
 
+def running_update(running: dict, mean, var, n: int, momentum: float = 0.1) -> dict:
+    """`nn.BatchNorm1d`'s running statistics after one training call.
+
+    Args:
+      running: {'mean', 'var'} (F,) running statistics before the call.
+      mean, var: (F,) batch mean and biased batch variance of the call.
+      n: batch size of the call (the running variance takes the unbiased
+        variance, var * n / (n - 1)).
+      momentum: weight of the batch statistic.
+    """
+    unbiased = var * (n / max(n - 1, 1))
+    return {
+        "mean": (1.0 - momentum) * running["mean"] + momentum * mean,
+        "var": (1.0 - momentum) * running["var"] + momentum * unbiased,
+    }
+
+
 class TorchBatchNorm(nn.Module):
     """`torch.nn.BatchNorm1d` over axis 0 (training and eval semantics).
 
@@ -89,10 +107,11 @@ class TorchBatchNorm(nn.Module):
             mean = jnp.mean(x, axis=0)
             var = jnp.mean(jnp.square(x - mean[None]), axis=0)
             if not self.is_initializing():
-                m = self.momentum
-                unbiased = var * (n / max(n - 1, 1))
-                ra_mean.value = (1.0 - m) * ra_mean.value + m * mean
-                ra_var.value = (1.0 - m) * ra_var.value + m * unbiased
+                new = running_update(
+                    {"mean": ra_mean.value, "var": ra_var.value},
+                    mean, var, n, self.momentum,
+                )  # fmt: skip
+                ra_mean.value, ra_var.value = new["mean"], new["var"]
         else:
             mean, var = ra_mean.value, ra_var.value
         mul = jax.lax.rsqrt(var + self.epsilon) * scale
