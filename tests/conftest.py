@@ -15,16 +15,26 @@ import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_threefry_partitionable", True)
+if jax.default_backend() != "cpu":
+    # GPUs multiply float32 in TF32 by default (errors ~1e-3); the tests
+    # compare with exact float32/float64 references.
+    jax.config.update("jax_default_matmul_precision", "highest")
+
+FAKE_DEVICES = 8  # the sharding tests' mesh size (fake CPU devices)
 
 
 def pytest_collection_modifyitems(config, items):
-    """`slow` tests run only with --runslow (CI skips them)."""
-    if config.getoption("--runslow"):
-        return
-    skip = pytest.mark.skip(reason="slow; run with --runslow")
+    """`slow` tests run only with --runslow (CI skips them); `multidevice`
+    tests need the 8-device mesh (on the CPU: always, through the flag
+    above; on one GPU they are skipped)."""
+    few = jax.default_backend() != "cpu" and jax.device_count() < FAKE_DEVICES
+    skip_few = pytest.mark.skip(reason=f"needs {FAKE_DEVICES} devices")
+    skip_slow = pytest.mark.skip(reason="slow; run with --runslow")
     for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+        if "multidevice" in item.keywords and few:
+            item.add_marker(skip_few)
+        if "slow" in item.keywords and not config.getoption("--runslow"):
+            item.add_marker(skip_slow)
 
 
 def pytest_addoption(parser):
@@ -33,3 +43,4 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: longer tests skipped by default")
+    config.addinivalue_line("markers", "multidevice: needs 8 (fake CPU) devices")

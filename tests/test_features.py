@@ -37,6 +37,7 @@ def _single_device_mesh():
     return parallel.make_mesh(devices=jax.devices()[:1])
 
 
+@pytest.mark.multidevice
 def test_sharded_matches_single_device_and_numpy(setup):
     apply_fn, images, ref = setup
     assert jax.device_count() == 8
@@ -137,6 +138,7 @@ def test_missing_last_chunk_and_temp_file(setup, tmp_path):
         features.extract(apply_fn, images, ["conv1"], **(kw | dict(dtype=np.float16)))
 
 
+@pytest.mark.multidevice
 def test_bad_inputs(setup):
     apply_fn, images, _ = setup
     with pytest.raises(ValueError, match=r"4-D batch.*\(8, 8, 3\)"):

@@ -93,6 +93,7 @@ def tiny_state():
     )
 
 
+@pytest.mark.multidevice
 def test_sharded_duch_step_equals_single_device(tiny_state):
     hyper, state = TINY, tiny_state
     rng = np.random.default_rng(0)

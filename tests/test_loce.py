@@ -216,6 +216,7 @@ def test_fresh_optimizer_first_step_is_lr_sign():
     assert np.abs(np.asarray(kept) - v).max() > 1e-3
 
 
+@pytest.mark.multidevice
 def test_sharded_equals_unsharded():
     assert jax.device_count() == 8
     acts, targets, _, _ = planted(12, c=8, grid=(12, 12))  # 12 pads to 16

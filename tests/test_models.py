@@ -230,7 +230,7 @@ def test_preprocess_normalisation():
     ]
     np.testing.assert_allclose(got[0, 0, 0], want, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(
-        preprocess.preprocess("mobilenet_v2", img / 255.0), got, rtol=1e-6
+        preprocess.preprocess("mobilenet_v2", img / 255.0), got, rtol=1e-6, atol=1e-6
     )
     np.testing.assert_allclose(
         preprocess.preprocess("efficientnet_lite0", img)[0, 0, 0],

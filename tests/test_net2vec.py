@@ -166,6 +166,7 @@ def test_bulk_fit_equals_per_concept_loop(optimizer, lr):
     np.testing.assert_allclose(probes.b[0], b_ref, atol=1e-5)
 
 
+@pytest.mark.multidevice
 def test_sharded_fit_equals_unsharded():
     assert jax.device_count() == 8
     acts, labels, _ = _planted(seed=4)

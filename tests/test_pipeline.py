@@ -68,6 +68,7 @@ def test_host_splits_disjoint_and_covering():
     assert len(set().union(*seen)) == (100 // g) * g
 
 
+@pytest.mark.multidevice
 def test_batch_size_errors():
     with pytest.raises(ValueError, match=r"12.*device count 8"):
         pipeline.iterate(_source(), 12)  # tests run with 8 fake devices

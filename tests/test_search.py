@@ -73,6 +73,7 @@ def test_all_ties_and_clusters():
     assert len(set(ref_dist[0])) > 2
 
 
+@pytest.mark.multidevice
 def test_chunked_and_sharded_agree(monkeypatch):
     rng = np.random.default_rng(2)
     q, db = _codes(rng, 24, 32), _codes(rng, 3000, 32)

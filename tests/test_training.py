@@ -65,6 +65,7 @@ def run_steps(mesh, n, key):
     return jax.device_get(state), jax.device_get(metrics)
 
 
+@pytest.mark.multidevice
 def test_sharded_step_equals_single_device():
     assert jax.device_count() == 8
     key = jax.random.key(1)
@@ -133,6 +134,7 @@ def test_nan_stops_run_naming_step_and_term(tmp_path):
     assert max(steps) <= 4
 
 
+@pytest.mark.multidevice
 def test_batch_size_must_divide_devices():
     mesh = parallel.make_mesh()
     with pytest.raises(ValueError, match="12 is not divisible .* 8"):
