@@ -1,28 +1,33 @@
-"""The fast paths of the hashing trainers against plain autodiff references:
-the hand-written multi-view backward (`hashing.multiview`), the DUCH step
-built on it, and batches gathered on the device (`hashing.feed`)."""
+"""The fast paths of the hashing trainers against plain references: the
+hand-written multi-view backward (`hashing.multiview`), the DUCH step built
+on it, Adam with packed moments (`hashing.optim`) and batches gathered on
+the device (`hashing.feed`)."""
+
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jaxcxai import parallel
-from jaxcxai.hashing import duch, feed, multiview
+from jaxcxai.hashing import duch, feed, multiview, optim
 from jaxcxai.hashing.models import HashNet
 
 FAST = {"xla_backend_optimization_level": 0}
 
 
 def _f64(tree):
-    return jax.tree.map(
-        lambda a: (
-            jnp.asarray(a, jnp.float64)
-            if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating)
-            else a
-        ),
-        tree,
-    )
+    def widen(a):
+        dtype = jnp.asarray(a).dtype
+        if jnp.issubdtype(dtype, jnp.complexfloating):  # packed Adam moments
+            return jnp.asarray(a, jnp.complex128)
+        if jnp.issubdtype(dtype, jnp.floating):
+            return jnp.asarray(a, jnp.float64)
+        return a
+
+    return jax.tree.map(widen, tree)
 
 
 def _flax_views(net, params, stats, xs):
@@ -196,3 +201,39 @@ def test_take_batch_names_a_missing_caption_index():
             "txt_all": np.zeros((4, 3, 2)), "buffer_idx": np.arange(4)}  # fmt: skip
     with pytest.raises(ValueError, match="off"):
         feed.take_batch(part, np.arange(2), None, feed.BatchLayout(one_caption=False))
+
+
+@pytest.mark.parametrize("b1, b2, wd", [(0.9, 0.999, 5e-4), (0.5, 0.9, 1e-4)])
+def test_packed_adam_equals_optax_adam(b1, b2, wd):
+    """Packed moments: the same parameters and moments as optax's Adam with
+    coupled L2, step for step (float64 to 1e-13; float32 to rounding: XLA
+    may contract a * b + c into one fused multiply-add in either)."""
+    rng = np.random.default_rng(0)
+    for dtype, tol in ((np.float64, 1e-13), (np.float32, 1e-5)):
+        with jax.enable_x64(dtype == np.float64):
+            params = {"w": rng.normal(size=(7, 5)), "b": rng.normal(size=(5,))}
+            cast = functools.partial(jnp.asarray, dtype=dtype)
+            params = jax.tree.map(cast, params)
+            ref_tx = optax.chain(
+                optax.add_decayed_weights(wd),
+                optax.scale_by_adam(b1=b1, b2=b2, eps=1e-8),
+                optax.scale_by_learning_rate(1e-2),
+            )
+            ours_tx = optim.coupled_adam(1e-2, wd, b1, b2)
+            p_ref, p_ours = params, params
+            s_ref, s_ours = ref_tx.init(params), ours_tx.init(params)
+            for _ in range(6):
+                g = {k: cast(rng.normal(size=a.shape)) for k, a in params.items()}
+                u, s_ref = jax.jit(ref_tx.update)(g, s_ref, p_ref)
+                p_ref = optax.apply_updates(p_ref, u)
+                u, s_ours = jax.jit(ours_tx.update)(g, s_ours, p_ours)
+                p_ours = optax.apply_updates(p_ours, u)
+            for k in params:
+                assert p_ours[k].dtype == dtype
+                np.testing.assert_allclose(p_ours[k], p_ref[k], rtol=tol, atol=tol)
+                packed = s_ours[1].moments[k]
+                np.testing.assert_allclose(
+                    packed.real, s_ref[1].mu[k], rtol=tol, atol=tol * 1e-2
+                )
+                np.testing.assert_allclose(packed.imag, s_ref[1].nu[k], rtol=tol)
+            assert int(s_ours[1].count) == 6

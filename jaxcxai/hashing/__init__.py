@@ -6,6 +6,7 @@ losses   NT-Xent (reference and standard), adversarial BCE + gradient
 duch     DUCH state, train step over the global batch, epoch-end updates
 multiview  both hash nets over their views, hand-written backward (speed)
 feed     training batches gathered on the host or on the devices
+optim    torch-style coupled-L2 Adam with packed moments (speed)
 chnr     CHNR meta phase (noise detector on the clean subset), main phase
 search   exact top-k Hamming search, chunked and sharded
 """
@@ -18,6 +19,7 @@ from jaxcxai.hashing import feed as feed
 from jaxcxai.hashing import losses as losses
 from jaxcxai.hashing import models as models
 from jaxcxai.hashing import multiview as multiview
+from jaxcxai.hashing import optim as optim
 from jaxcxai.hashing.models import HashDiscriminator as HashDiscriminator
 from jaxcxai.hashing.models import HashNet as HashNet
 from jaxcxai.hashing.models import NoiseDetector as NoiseDetector
@@ -37,5 +39,6 @@ __all__ = [
     "losses",
     "models",
     "multiview",
+    "optim",
     "pack_words",
 ]

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxcxai.hashing import duch, losses
+from jaxcxai.hashing import duch, losses, optim
 from jaxcxai.hashing.models import NoiseDetector
 
 __all__ = [
@@ -96,7 +96,7 @@ def init_state(
     zero = jnp.zeros((), jnp.float32)
     stats["meta"] = {**{p: zero for p in _PROBS}, "count": zero}
     stats["meta"]["threshold"] = jnp.full((), 0.5, jnp.float32)
-    htx = duch.hash_tx(hyper.lr, hyper.weight_decay)
+    htx = optim.hash_tx(hyper.lr, hyper.weight_decay)
     dtx = _det_tx(hyper.det_lr, hyper.det_b1, hyper.det_b2, hyper.det_weight_decay)
     return duch.HashState(
         step=jnp.zeros((), jnp.int32),

@@ -34,6 +34,7 @@ from jaxcxai.hashing.models import (
     TorchBatchNorm,
     running_update,
 )
+from jaxcxai.hashing.optim import disc_tx, hash_tx
 
 __all__ = [
     "CODE_BUFFERS",
@@ -133,30 +134,6 @@ class HashState(flax.struct.PyTreeNode):
     disc_tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
 
 
-def _coupled_adam(learning_rate, weight_decay, b1=0.9, b2=0.999):
-    # torch Adam(weight_decay=w) adds w * p to the gradient (coupled L2).
-    return optax.chain(
-        optax.add_decayed_weights(weight_decay),
-        optax.scale_by_adam(b1=b1, b2=b2, eps=1e-8),
-        optax.scale_by_learning_rate(learning_rate),
-    )
-
-
-@functools.cache
-def hash_tx(lr: float, weight_decay: float) -> optax.GradientTransformation:
-    """Adam of f and g with the learning rate kept in the state (decayed
-    at epoch ends); cached so every state built from the same values shares
-    one object (static fields must compare equal for jit's cache)."""
-    return optax.inject_hyperparams(_coupled_adam, static_args=("weight_decay",))(
-        learning_rate=lr, weight_decay=weight_decay
-    )
-
-
-@functools.cache
-def _disc_tx(lr, b1, b2, weight_decay) -> optax.GradientTransformation:
-    return _coupled_adam(lr, weight_decay, b1, b2)
-
-
 def init_codes(key: jax.Array, num_train: int, bits: int) -> dict:
     """B = sign(N(0, 1)) and zero buffers, each (num_train, bits)."""
     target = jnp.sign(jax.random.normal(key, (num_train, bits), jnp.float32))
@@ -189,7 +166,7 @@ def init_state(
     params["disc"], stats["disc"] = vd["params"], vd["batch_stats"]
     stats["codes"] = init_codes(k_codes, num_train, hyper.bits)
     htx = hash_tx(hyper.lr, hyper.weight_decay)
-    dtx = _disc_tx(hyper.disc_lr, hyper.disc_b1, hyper.disc_b2, hyper.disc_weight_decay)
+    dtx = disc_tx(hyper.disc_lr, hyper.disc_b1, hyper.disc_b2, hyper.disc_weight_decay)
     opt_state = {
         "hash": htx.init({"img": params["img"], "txt": params["txt"]}),
         "disc": dtx.init(params["disc"]),
