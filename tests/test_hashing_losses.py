@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxcxai.hashing import losses
+from jaxcxai.hashing import duch, losses
 from jaxcxai.hashing.models import HashDiscriminator
 
 
@@ -186,3 +186,56 @@ def test_noise_weight_schemes():
     np.testing.assert_array_equal(losses.noise_weights(p, "ones"), 1.0)
     with pytest.raises(ValueError, match="valid"):
         losses.noise_weights(p, "cubic")
+
+
+@pytest.mark.parametrize(
+    "subtract_e, reduce_sum, tau", [(True, True, 1.0), (False, False, 0.5)]
+)
+def test_ntxent_many_shares_blocks_and_equals_separate_terms(
+    subtract_e, reduce_sum, tau
+):
+    """DUCH's three pairs, with ht2 the same array as ht1 (the quirk) and a
+    weighted first pair: every term equals its own `ntxent` call."""
+    rng = np.random.default_rng(7)
+    with jax.enable_x64(True):
+        hi1, hi2, ht1 = (jnp.asarray(rng.normal(size=(6, 5))) for _ in range(3))
+        w = jnp.asarray(rng.uniform(size=6))
+        kw = dict(tau=tau, subtract_e=subtract_e, reduce_sum=reduce_sum)
+        pairs = [(hi1, ht1), (hi1, hi2), (ht1, ht1)]
+        many = losses.ntxent_many(pairs, [w, None, None], **kw)
+        for (a, b), wi, got in zip(pairs, [w, None, None], many):
+            np.testing.assert_allclose(got, losses.ntxent(a, b, wi, **kw), rtol=1e-12)
+        if subtract_e:  # the self pair against the literal reference
+            ref = _np_ntxent_reference_rows(np.asarray(ht1), np.asarray(ht1), tau)
+            np.testing.assert_allclose(many[2], ref.sum(), rtol=1e-12)
+        # Gradients too (the shared blocks are differentiated once).
+        f_many = lambda x, y: sum(losses.ntxent_many([(x, y), (x, x)], **kw))
+        f_sep = lambda x, y: losses.ntxent(x, y, **kw) + losses.ntxent(x, x, **kw)
+        for g_many, g_sep in zip(
+            jax.grad(f_many, (0, 1))(hi1, ht1), jax.grad(f_sep, (0, 1))(hi1, ht1)
+        ):
+            np.testing.assert_allclose(g_many, g_sep, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="2 weights for 3 pairs"):
+        losses.ntxent_many(pairs, [None, None])
+
+
+def test_tied_code_gradients_sum_to_the_untied_ones():
+    """duch.loss_and_code_grads(tied=True): loss unchanged, and the text
+    gradients of slots 2 and 3 keep their sum (which is what reaches g)."""
+    rng = np.random.default_rng(8)
+    c = [jnp.asarray(rng.normal(size=(4, 3))) for _ in range(3)]
+    codes = (c[0], c[1], c[2], c[2])
+
+    def loss_fn(k):  # uses every slot differently
+        val = sum(losses.ntxent_many([(k[0], k[2]), (k[2], k[3])]))
+        return val + jnp.sum(k[3] ** 3) + jnp.sum(k[1] * k[0]), {}
+
+    with jax.enable_x64(True):
+        codes = tuple(jnp.asarray(x, jnp.float64) for x in codes)
+        (l_u, _), g_u = duch.loss_and_code_grads(loss_fn, codes, tied=False)
+        (l_t, _), g_t = duch.loss_and_code_grads(loss_fn, codes, tied=True)
+    np.testing.assert_allclose(l_t, l_u, rtol=1e-12)
+    np.testing.assert_allclose(g_t[0], g_u[0], rtol=1e-12)
+    np.testing.assert_allclose(g_t[1], g_u[1], rtol=1e-12)
+    np.testing.assert_allclose(g_t[2], g_u[2] + g_u[3], rtol=1e-10)
+    np.testing.assert_array_equal(g_t[3], 0.0)

@@ -156,8 +156,8 @@ def _forward(state, batch, hyper):
     return hash_params, codes, vjp_fn, hash_stats, codes_state
 
 
-def _hash_update(state, hash_params, vjp_fn, codes, loss_fn):
-    (loss, metrics), code_grads = jax.value_and_grad(loss_fn, has_aux=True)(codes)
+def _hash_update(state, hash_params, vjp_fn, codes, loss_fn, tied):
+    (loss, metrics), code_grads = duch.loss_and_code_grads(loss_fn, codes, tied)
     (grads,) = vjp_fn(code_grads)
     updates, opt = state.hash_tx.update(grads, state.opt_state["hash"], hash_params)
     return optax.apply_updates(hash_params, updates), opt, loss, metrics
@@ -165,14 +165,14 @@ def _hash_update(state, hash_params, vjp_fn, codes, loss_fn):
 
 def _weighted_loss(codes, target, weights, hyper):
     """lambda1 NTX_w(hi1, ht1) + mean(w) [lambda2, lambda3 terms] + beta L_Q."""
-    hi1, hi2, ht1, ht2 = codes
     l1, l2, l3 = hyper.contrastive_weights
     w_mean = 1.0 if weights is None else jnp.mean(jax.lax.stop_gradient(weights))
-    ntx = l1 * hyper.ntx(hi1, ht1, weights)
+    t1, t2, t3 = hyper.ntx_terms(codes, weights)
+    ntx = l1 * t1
     if l2:
-        ntx = ntx + w_mean * l2 * hyper.ntx(hi1, hi2)
+        ntx = ntx + w_mean * l2 * t2
     if l3:
-        ntx = ntx + w_mean * l3 * hyper.ntx(ht1, ht2)
+        ntx = ntx + w_mean * l3 * t3
     quant = hyper.beta * losses.quantization_loss(codes, target)
     return ntx + quant, {"ntxent": ntx, "quant": quant}
 
@@ -249,7 +249,7 @@ def make_meta_step(hyper: ChnrHyper):
         target = state.batch_stats["codes"]["target"][batch["idx"]]
         loss_fn = lambda c: _weighted_loss(c, target, None, hyper)
         hash_params, h_opt, loss, metrics = _hash_update(
-            state, hash_params, vjp_fn, codes, loss_fn
+            state, hash_params, vjp_fn, codes, loss_fn, hyper.txt2_is_txt1
         )
         new_state = state.replace(
             step=state.step + 1,
@@ -288,7 +288,7 @@ def make_main_step(hyper: ChnrHyper):
         target = state.batch_stats["codes"]["target"][batch["idx"]]
         loss_fn = lambda c: _weighted_loss(c, target, weights, hyper)
         hash_params, h_opt, loss, metrics = _hash_update(
-            state, hash_params, vjp_fn, codes, loss_fn
+            state, hash_params, vjp_fn, codes, loss_fn, hyper.txt2_is_txt1
         )
         new_state = state.replace(
             step=state.step + 1,

@@ -51,6 +51,7 @@ __all__ = [
     "init_hash_nets",
     "init_state",
     "learning_rate",
+    "loss_and_code_grads",
     "make_train_step",
     "place_batch",
     "write_buffers",
@@ -108,6 +109,27 @@ class DuchHyper:
             subtract_e=self.ntx_subtract_e,
             reduce_sum=self.ntx_sum,
         )
+
+    def ntx_terms(self, codes, first_weights=None) -> list:
+        """The configured NT-Xent of (hi1, ht1), (hi1, hi2) and (ht1, ht2),
+        unweighted by `contrastive_weights`; None for a pair whose weight is
+        0 (the first pair is always computed). `first_weights` are CHNR's
+        per-pair weights of the first term. Similarity blocks are shared
+        between pairs (`losses.ntxent_many`), also when ht2 is ht1 (the
+        same array object, see `loss_and_code_grads`)."""
+        hi1, hi2, ht1, ht2 = codes
+        pairs = [(hi1, ht1), (hi1, hi2), (ht1, ht2)]
+        keep = [i == 0 or w != 0 for i, w in enumerate(self.contrastive_weights)]
+        values = iter(
+            losses.ntxent_many(
+                [p for p, k in zip(pairs, keep) if k],
+                [first_weights] + [None] * (sum(keep) - 1),
+                tau=self.ntx_tau,
+                subtract_e=self.ntx_subtract_e,
+                reduce_sum=self.ntx_sum,
+            )
+        )
+        return [next(values) if k else None for k in keep]
 
 
 class HashState(flax.struct.PyTreeNode):
@@ -219,6 +241,22 @@ def forward_views(state: HashState, hash_params: dict, batch: dict, txt2_is_txt1
     return (hi1, hi2, ht1, ht2), new
 
 
+def loss_and_code_grads(loss_fn, codes, tied: bool):
+    """`jax.value_and_grad(loss_fn, has_aux=True)(codes)` for the four codes.
+
+    With `tied` (txt2_is_txt1: ht2 equals ht1) the loss is differentiated
+    with respect to (hi1, hi2, ht1) and sees the one ht1 array in both text
+    slots, so terms shared between the slots are computed once; the whole
+    text gradient lands in slot 2 and slot 3's is 0 (their sum, which is
+    what reaches g, is unchanged).
+    """
+    if not tied:
+        return jax.value_and_grad(loss_fn, has_aux=True)(codes)
+    tied_fn = lambda c: loss_fn((c[0], c[1], c[2], c[2]))
+    out, grads = jax.value_and_grad(tied_fn, has_aux=True)(tuple(codes[:3]))
+    return out, (*grads, jnp.zeros_like(grads[2]))
+
+
 def write_buffers(codes_state: dict, idx: jax.Array, codes) -> dict:
     """Stores the detached codes of this batch at rows `idx` of the buffers."""
     new = dict(codes_state)
@@ -261,11 +299,10 @@ def _disc_loss(dparams, state, dstats, codes, u, gp_weight):
 
 def _hash_loss(codes, state, dparams, dstats, target, hyper: DuchHyper):
     hi1, hi2, ht1, ht2 = codes
-    w = hyper.contrastive_weights
     ntx = 0.0
-    for weight, (a, b) in zip(w, [(hi1, ht1), (hi1, hi2), (ht1, ht2)]):
+    for weight, term in zip(hyper.contrastive_weights, hyper.ntx_terms(codes)):
         if weight:
-            ntx = ntx + weight * hyper.ntx(a, b)
+            ntx = ntx + weight * term
     adv = 0.0
     if hyper.alpha:
         pair = (ht1, ht2) if hyper.adv_on_text else (hi1, hi2)
@@ -315,8 +352,8 @@ def make_train_step(hyper: DuchHyper):
 
         target = state.batch_stats["codes"]["target"][idx]
         h_fn = lambda c: _hash_loss(c, state, dparams, dstats, target, hyper)
-        (loss, (dstats, metrics)), code_grads = jax.value_and_grad(h_fn, has_aux=True)(
-            codes
+        (loss, (dstats, metrics)), code_grads = loss_and_code_grads(
+            h_fn, codes, hyper.txt2_is_txt1
         )
         (grads,) = vjp_fn(code_grads)
         updates, h_opt = state.hash_tx.update(

@@ -14,11 +14,20 @@ References:
   arXiv:2201.08125. CHNR: arXiv:2202.13117.
 """
 
-import math
 from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+
+# NT-Xent lives in its own module; re-exported here with the other terms.
+from jaxcxai.hashing.contrastive import (
+    l2_normalize,
+    ntxent,
+    ntxent_many,
+    ntxent_reference,
+    ntxent_rows,
+    ntxent_standard,
+)
 
 __all__ = [
     "NOISE_WEIGHT_SCHEMES",
@@ -30,6 +39,7 @@ __all__ = [
     "l2_normalize",
     "noise_weights",
     "ntxent",
+    "ntxent_many",
     "ntxent_reference",
     "ntxent_rows",
     "ntxent_standard",
@@ -38,103 +48,6 @@ __all__ = [
 ]
 
 NOISE_WEIGHT_SCHEMES = ("normal", "exp", "dis", "ones")
-
-
-def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
-    """Rows divided by max(||x_i||_2, eps) (torch `F.normalize`)."""
-    norm = jnp.sqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True))
-    return x / jnp.maximum(norm, eps)
-
-
-def _check_pair(a: jax.Array, b: jax.Array) -> None:
-    if a.ndim != 2 or a.shape != b.shape:
-        raise ValueError(
-            f"NT-Xent needs two (N, K) arrays of equal shape; got {a.shape} "
-            f"and {b.shape}."
-        )
-
-
-def ntxent_rows(
-    a: jax.Array,
-    b: jax.Array,
-    *,
-    tau: float = 1.0,
-    subtract_e: bool = True,
-    eps: float = 1e-6,
-) -> jax.Array:
-    """Per-row NT-Xent terms l_r over the 2N rows of z = [a; b] (§3.2).
-
-    With `subtract_e` (the reference `forward_orig`, QUIRK §7.2-3) the
-    denominator is max(sum_c exp(S_rc / tau) - e, eps) + eps: it removes the
-    self term as if tau were 1. Without it the self term is masked exactly,
-    l_r = -S_{r,partner} / tau + logsumexp_{c != r} S_rc / tau (SimCLR).
-    Both agree up to the eps terms when tau = 1.
-
-    Args:
-      a, b: (N, K) paired rows; row r and row r + N are each other's positive.
-      tau: temperature.
-      subtract_e: reference denominator (True) or exact diagonal mask.
-      eps: clamp and offset of the reference denominator.
-
-    Returns:
-      (2N,) float32 terms; row r uses the positive of pair r mod N.
-    """
-    _check_pair(a, b)
-    an, bn = l2_normalize(a), l2_normalize(b)
-    z = jnp.concatenate([an, bn], axis=0)
-    logits = (z @ z.T) / tau
-    pos = jnp.sum(an * bn, axis=-1) / tau
-    pos = jnp.concatenate([pos, pos])
-    if subtract_e:
-        den = jnp.maximum(jnp.sum(jnp.exp(logits), axis=-1) - math.e, eps)
-        # -log(exp(pos) / (den + eps)) without the exp/log round trip.
-        return jnp.log(den + eps) - pos
-    n2 = logits.shape[0]
-    masked = jnp.where(jnp.eye(n2, dtype=bool), -jnp.inf, logits)
-    return jax.nn.logsumexp(masked, axis=-1) - pos
-
-
-def ntxent(
-    a: jax.Array,
-    b: jax.Array,
-    weights: jax.Array | float | None = None,
-    *,
-    tau: float = 1.0,
-    subtract_e: bool = True,
-    reduce_sum: bool = True,
-) -> jax.Array:
-    """Weighted NT-Xent: sum (or mean) over r of w_{r mod N} l_r.
-
-    Args:
-      a, b: (N, K) paired codes.
-      weights: None (all 1), a scalar, or (N,) per-pair weights (CHNR); the
-        weight of pair i applies to rows i and i + N. Not differentiated.
-      tau, subtract_e: see `ntxent_rows`.
-      reduce_sum: sum over the 2N rows (reference) or mean (standard).
-    """
-    rows = ntxent_rows(a, b, tau=tau, subtract_e=subtract_e)
-    if weights is not None:
-        w = jax.lax.stop_gradient(jnp.asarray(weights, rows.dtype))
-        if w.ndim == 1:
-            if w.shape[0] != a.shape[0]:
-                raise ValueError(
-                    f"weights must be (N,) = ({a.shape[0]},), got {w.shape}."
-                )
-            w = jnp.concatenate([w, w])
-        rows = rows * w
-    return jnp.sum(rows) if reduce_sum else jnp.mean(rows)
-
-
-def ntxent_reference(
-    a: jax.Array, b: jax.Array, weights: jax.Array | float | None = None
-) -> jax.Array:
-    """The reference NT-Xent (tau = 1, e subtracted, summed over 2N rows)."""
-    return ntxent(a, b, weights, tau=1.0, subtract_e=True, reduce_sum=True)
-
-
-def ntxent_standard(a: jax.Array, b: jax.Array, tau: float = 1.0) -> jax.Array:
-    """SimCLR NT-Xent: exact diagonal mask, mean over the 2N rows."""
-    return ntxent(a, b, tau=tau, subtract_e=False, reduce_sum=False)
 
 
 def discriminator_bce(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
