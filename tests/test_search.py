@@ -43,22 +43,24 @@ def test_pack_words_bits():
         (3, 90, 8, 20, 32),  # fewer groups than k: radius sentinel path
     ],
 )
-def test_topk_matches_brute_force(nq, n, nbits, k, group):
+@pytest.mark.parametrize("select", ["host", "device"])
+def test_topk_matches_brute_force(nq, n, nbits, k, group, select):
     rng = np.random.default_rng(nbits + k)
     q, db = _codes(rng, nq, nbits), _codes(rng, n, nbits)
     db[n // 2 :: 7] = q[0]  # exact duplicates of a query, spread over groups
-    dist, idx = hamming_topk(q, db, k, group_size=group)
+    dist, idx = hamming_topk(q, db, k, group_size=group, select=select)
     ref_dist, ref_idx = _brute_force(q, db, k)
     np.testing.assert_array_equal(dist, ref_dist)
     np.testing.assert_array_equal(idx, ref_idx)
 
 
-def test_all_ties_and_clusters():
+@pytest.mark.parametrize("select", ["host", "device"])
+def test_all_ties_and_clusters(select, monkeypatch):
     """Every distance tied; and a clustered database (many groups below r)."""
     rng = np.random.default_rng(1)
     q = _codes(rng, 3, 32)
     db = np.repeat(_codes(rng, 1, 32), 400, axis=0)
-    dist, idx = hamming_topk(q, db, 50)
+    dist, idx = hamming_topk(q, db, 50, select=select)
     np.testing.assert_array_equal(idx, np.tile(np.arange(50), (3, 1)))
     np.testing.assert_array_equal(dist, _brute_force(q, db, 50)[0])
     # Near-duplicates of the query packed into two blocks of 32 groups: the
@@ -66,11 +68,35 @@ def test_all_ties_and_clusters():
     db = _codes(rng, 8192, 32)
     near = np.repeat(q[:1], 256, axis=0)
     db[1000:1256] = np.where(rng.random(near.shape) < 0.2, -near, near)
-    dist, idx = hamming_topk(q[:1], db, 30, group_size=4)
+    host_calls = []
+    monkeypatch.setattr(
+        search, "_select", lambda *a: host_calls.append(1) or select_host(*a)
+    )
+    monkeypatch.setattr(search, "_DEVICE_GROUPS_PER_K", 1)
+    dist, idx = hamming_topk(q[:1], db, 30, group_size=4, select=select)
     ref_dist, ref_idx = _brute_force(q[:1], db, 30)
     np.testing.assert_array_equal(dist, ref_dist)
     np.testing.assert_array_equal(idx, ref_idx)
     assert len(set(ref_dist[0])) > 2
+    # The device path gathers at most k candidate groups here (patched):
+    # more lie below the loose radius, so it falls back to the host path.
+    assert host_calls == [1]
+
+
+select_host = search._select
+
+
+def test_device_selection_matches_host_on_many_queries():
+    rng = np.random.default_rng(4)
+    q, db = _codes(rng, 40, 64), _codes(rng, 20000, 64)
+    db[::997] = q[0]
+    host = hamming_topk(q, db, 16, select="host")
+    device = hamming_topk(q, db, 16, select="device")
+    np.testing.assert_array_equal(device[0], host[0])
+    np.testing.assert_array_equal(device[1], host[1])
+    np.testing.assert_array_equal(host[0], _brute_force(q, db, 16)[0])
+    with pytest.raises(ValueError, match="select must be"):
+        hamming_topk(q, db, 16, select="gpu")
 
 
 @pytest.mark.multidevice

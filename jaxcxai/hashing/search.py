@@ -19,7 +19,8 @@ sorted and no per-query heap is kept):
      distance r, so a later eq group can only hold items ranked after k.
   4. Host: exact distances of the candidate groups' items (typically <= k
      groups), the items within r, and a stable counting (radix) sort by
-     (query, distance).
+     (query, distance). On accelerators this step runs on the device
+     instead (`search_device`), with the host path as the exact fallback.
 Everything runs on whatever devices the inputs live on; with a `mesh`, the
 database chunks (shard="db") or the queries (shard="queries") are split over
 its `data` axis and jit inserts the cross-device reductions.
@@ -33,11 +34,15 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxcxai.hashing.search_device import select_on_device
 from jaxcxai.parallel import DATA_AXIS
 
 _CHUNK_BYTES = 1 << 26  # transient (C, Q) uint32 distance block per call
 _WORKSPACE_BYTES = 1 << 28  # group minima + candidates per query chunk
 _COUNT_BLOCK = 64  # int8 partial counts stay < 128
+# Candidate groups gathered per query by the device selection (typically
+# about k are needed; more fall back to the host path).
+_DEVICE_GROUPS_PER_K = 4
 
 
 def pack_words(codes) -> np.ndarray:
@@ -241,6 +246,7 @@ def hamming_topk(
     max_workspace_bytes: int = _WORKSPACE_BYTES,
     mesh: Mesh | None = None,
     shard: str = "db",
+    select: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact k nearest database codes of each query in Hamming distance.
 
@@ -257,6 +263,9 @@ def hamming_topk(
       max_workspace_bytes: bound on the per-query-chunk workspace.
       mesh: optional mesh whose `data` axis splits the work.
       shard: "db" (split each database chunk) or "queries".
+      select: where step 4 (exact candidate selection) runs: "host"
+        (NumPy), "device" (`search_device`; without a mesh only) or "auto"
+        (the device on accelerators, the host on CPUs). Both are exact.
 
     Returns:
       distances: (Q, k) int32, ascending per row.
@@ -283,6 +292,13 @@ def hamming_topk(
         raise ValueError(f"group_size must be in [1, 32]; got {group_size}.")
     if shard not in ("db", "queries"):
         raise ValueError(f"shard must be 'db' or 'queries'; got {shard!r}.")
+    if select not in ("auto", "host", "device"):
+        raise ValueError(f"select must be 'auto', 'host' or 'device'; got {select!r}.")
+    if select == "device" and mesh is not None:
+        raise ValueError("select='device' works without a mesh only.")
+    on_device = select == "device" or (
+        select == "auto" and mesh is None and jax.default_backend() != "cpu"
+    )
     shards = 1 if mesh is None else mesh.shape[DATA_AXIS]
     qc, c = plan_chunks(
         nq,
@@ -307,6 +323,7 @@ def hamming_topk(
     db_groups = db_groups.reshape(-1, group_size, db_words.shape[1])
     out_d = np.empty((nq, k), np.int32)
     out_i = np.empty((nq, k), np.int64)
+    db_groups_dev = jnp.asarray(db_groups) if on_device else None
     for s in range(0, nq, qc):
         q_block = q_words[s : s + qc]
         q_dev = put_q(np.pad(q_block, ((0, qc - q_block.shape[0]), (0, 0))))
@@ -317,6 +334,17 @@ def hamming_topk(
         )
         radius, lt_bits, eq_bits = _radius_and_bitmaps(minima, k=k)
         m = q_block.shape[0]
+        if on_device:
+            d, i, overflow = select_on_device(
+                radius, minima, q_dev, db_groups_dev, k=k,
+                max_groups=min(_DEVICE_GROUPS_PER_K * k, db_groups.shape[0]), n=n,
+            )  # fmt: skip
+            if not np.any(np.asarray(overflow)[:m]):
+                out_d[s : s + m], out_i[s : s + m] = (
+                    np.asarray(d)[:m],
+                    np.asarray(i)[:m],
+                )
+                continue
         out_d[s : s + m], out_i[s : s + m] = _select(
             np.asarray(radius)[:m],
             np.asarray(lt_bits)[:m],
