@@ -7,6 +7,10 @@ runs at import time, before any test module imports jax.
 import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+# Bitwise checks (resume = uninterrupted run) need deterministic reductions
+# on GPUs too; the CPU ignores the flag.
+if "xla_gpu_deterministic_ops" not in os.environ["XLA_FLAGS"]:
+    os.environ["XLA_FLAGS"] += " --xla_gpu_deterministic_ops=true"
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
