@@ -9,6 +9,7 @@ Subpackages and modules:
   models          flax.linen backbones with named activations, weight import
   data            SynthAerial (embedded default) and real-format loaders
   features        sharded, cached activation extraction
+  feature_cache   the on-disk feature cache (reader and chunk writers)
   metrics         retrieval and classification metrics (pure functions)
   hashing         DUCH / CHNR hashing and Hamming search
   concepts        Net2Vec, TCAV, LoCE and their analyses

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jaxcxai import parallel
-from jaxcxai.hashing import chnr, duch, models
+from jaxcxai.hashing import chnr, duch, evaluation, models
 from jaxcxai.hashing import data as hdata
 from train import hashing as trainer
 
@@ -273,8 +273,8 @@ def test_map_quirk_reference_vs_truncated():
         db[j, :j] = -1  # item j at Hamming distance j
     ql = np.array([[1.0, 0.0]])
     dl = np.array([[1, 0], [0, 1], [0, 1], [0, 1], [1, 0]], np.float64)
-    assert trainer.map_at_k(q, db, ql, dl, 2, True) == pytest.approx(0.7)
-    assert trainer.map_at_k(q, db, ql, dl, 2, False) == pytest.approx(0.5)
+    assert evaluation.map_at_k(q, db, ql, dl, 2, True) == pytest.approx(0.7)
+    assert evaluation.map_at_k(q, db, ql, dl, 2, False) == pytest.approx(0.5)
 
 
 def test_unseeded_quirk(tmp_path):

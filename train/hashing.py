@@ -30,12 +30,11 @@ from configs import cli
 from jaxcxai import checkpoint, hostmem, parallel, training
 from jaxcxai.hashing import chnr, duch, feed
 from jaxcxai.hashing import data as hashing_data
+from jaxcxai.hashing.evaluation import evaluate
+from jaxcxai.hashing.evaluation import save_codes as _save_codes
 from jaxcxai.metric_writers import JsonlWriter, read_jsonl, write_json_atomic
-from jaxcxai.metrics import retrieval
 from jaxcxai.training import NonFiniteLossError
 
-DIRECTIONS = {"i2t": ("img", "txt"), "t2i": ("txt", "img")}
-DIRECTIONS.update({"i2i": ("img", "img"), "t2t": ("txt", "txt")})
 # Logged as epoch means; every other metric (the loss terms) as epoch sums,
 # as the reference logs them.
 MEAN_METRICS = {"r1", "r2", "f1", "f2", "weight_mean"}
@@ -94,37 +93,6 @@ def _hyper(config):
         dropout_in_weights=q.chnr_dropout_in_weights,
         fake_pairs_use_labels=q.chnr_fake_pairs_use_labels,
     )
-
-
-def map_at_k(query_codes, db_codes, query_labels, db_labels, k, untruncated):
-    """mAP@K: the reference's untruncated form (QUIRK §7.2-9) or the
-    standard AP@K truncated at K, normalised by min(K, R)."""
-    semantics = "reference" if untruncated else "standard"
-    return retrieval.mean_average_precision(
-        query_codes, db_codes, query_labels, db_labels, k, semantics=semantics
-    )
-
-
-def evaluate(state, query: dict, db: dict, ks, untruncated: bool) -> dict:
-    """mAP@K of the four directions and their mean for each K in `ks`."""
-    codes = {
-        (s, m): duch.encode(state, part[m], m)
-        for s, part in (("q", query), ("db", db))
-        for m in ("img", "txt")
-    }
-    out = {}
-    for k in ks:
-        for name, (mq, md) in DIRECTIONS.items():
-            out[f"map@{k}/{name}"] = map_at_k(
-                codes["q", mq],
-                codes["db", md],
-                query["labels"],
-                db["labels"],
-                k,
-                untruncated,
-            )
-        out[f"map@{k}/avg"] = float(np.mean([out[f"map@{k}/{d}"] for d in DIRECTIONS]))
-    return out, codes
 
 
 def _run_seed(config, workdir: str) -> int:
@@ -208,28 +176,6 @@ def _eval_epochs(config, phases) -> set[int]:
     if not config.quirks.eval_only_final and every:
         marks.update(range(every - 1, last, every))
     return marks
-
-
-def _save_codes(path: str, codes: dict, data: dict) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        np.savez(
-            f,
-            # eval.retrieval's names, and the short ones of earlier runs.
-            query_image=codes["q", "img"],
-            query_text=codes["q", "txt"],
-            db_image=codes["db", "img"],
-            db_text=codes["db", "txt"],
-            query_img=codes["q", "img"],
-            query_txt=codes["q", "txt"],
-            db_img=codes["db", "img"],
-            db_txt=codes["db", "txt"],
-            query_labels=data["query"]["labels"],
-            db_labels=data["db"]["labels"],
-            query_image_idx=data["query"]["image_idx"],
-            db_image_idx=data["db"]["image_idx"],
-        )
-    os.replace(tmp, path)
 
 
 @functools.cache

@@ -4,10 +4,17 @@ net2vec          Net2Vec segmentation probes: objectives, embeddings
                  (normal, support, scale), ensemble aggregation
 bulk             K concepts x L layers x R runs of Net2Vec in one jitted,
                  vmapped, sharded, streamed fit
-tcav             CAVs (logistic, hinge, mean-difference), directional
-                 derivatives, TCAV scores
+bulk_state       bulk Net2Vec config, initial probes, minibatch orders
+bulk_step        the jitted per-chunk optimizer scan, chunk layout on device
+bulk_sources     chunk sources over arrays and feature caches
+bulk_eval        segmentation KPIs of bulk-fitted probes
+tcav             directional derivatives, TCAV scores, `run_tcav`
+tcav_cavs        CAVs (logistic, hinge, mean-difference): fit, accuracy
+tcav_solver      the span L-BFGS solver of the CAV fits
 stats            TCAV significance: t-tests and Bonferroni correction
 loce             per-sample local concept embeddings (LoCE, GCPV)
+loce_projection  LoCE projections and the per-sample loss
+loce_reference   the reference's batched fit and shared-vector baseline
 loce_objectives  LoCE objectives and the shared AdamW scan
 loce_store       LoCE results as arrays, atomic and resumable
 loce_analysis    centroids, projection segmentation, separation, overlap,

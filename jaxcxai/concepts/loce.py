@@ -31,7 +31,15 @@ from jax.sharding import Mesh
 from jaxcxai import parallel
 from jaxcxai.concepts import loce_objectives as objectives
 from jaxcxai.concepts.loce_objectives import BG_CONFIG, GCPV_CONFIG, LoceConfig
-from jaxcxai.data.resample import interpolation_matrix
+
+# Re-exported: projections and the loss live in loce_projection, the
+# reference's shared-optimizer fits in loce_reference.
+from jaxcxai.concepts.loce_projection import _HI as _HI
+from jaxcxai.concepts.loce_projection import _alphas, _sample_loss, logits, projection
+from jaxcxai.concepts.loce_projection import _as_views as _as_views
+from jaxcxai.concepts.loce_projection import _matrices as _matrices
+from jaxcxai.concepts.loce_projection import _upsample_acts as _upsample_acts
+from jaxcxai.concepts.loce_reference import fit_batched_reference, fit_shared
 
 __all__ = [
     "BG_CONFIG",
@@ -50,71 +58,6 @@ __all__ = [
     "multilayer",
     "projection",
 ]
-
-_HI = jax.lax.Precision.HIGHEST
-
-
-def _matrices(native: Sequence[int], grid: Sequence[int], mode: str):
-    a_h = jnp.asarray(interpolation_matrix(native[0], grid[0], mode))
-    a_w = jnp.asarray(interpolation_matrix(native[1], grid[1], mode))
-    return a_h, a_w
-
-
-def _upsample_acts(acts: jax.Array, grid, mode: str) -> jax.Array:
-    """(..., C, h, w) -> (..., C, H, W): the reference's activation upsampling."""
-    if tuple(acts.shape[-2:]) == tuple(grid):
-        return acts
-    a_h, a_w = _matrices(acts.shape[-2:], grid, mode)
-    return jnp.einsum("Hh,...hw,Ww->...HW", a_h, acts, a_w, precision=_HI)
-
-
-def logits(v: jax.Array, acts: jax.Array, grid, *, mode: str = "bilinear"):
-    """Projection logits of v on the target grid, projecting at native size.
-
-    Args:
-      v: (C,) embedding.
-      acts: (..., C, h, w) activations (leading axes: views).
-      grid: (H, W) target grid.
-      mode: resampling mode (`jaxcxai.data.resample`).
-
-    Returns:
-      (..., H, W) logits, equal to `v . upsample(acts)`.
-    """
-    # HIGHEST: no TF32 on GPUs, so both upsampling orders agree to ~1e-6.
-    z = jnp.einsum("c,...chw->...hw", v, acts, precision=_HI)
-    if tuple(acts.shape[-2:]) == tuple(grid):
-        return z
-    a_h, a_w = _matrices(acts.shape[-2:], grid, mode)
-    return jnp.einsum("Hh,...hw,Ww->...HW", a_h, z, a_w, precision=_HI)
-
-
-def projection(v: jax.Array, acts: jax.Array, grid, *, mode: str = "bilinear"):
-    """The stored projection uint8(255 sigmoid(clip(z, -10, 10))), (..., H, W).
-
-    uint8 truncation makes "projection > 0.5 after /255" mean s >= 128/255.
-    """
-    z = jnp.clip(logits(v, acts, grid, mode=mode), -10.0, 10.0)
-    return (255.0 * jax.nn.sigmoid(z)).astype(jnp.uint8)
-
-
-def _as_views(acts, target, alpha):
-    """Adds a view axis of 1 to single-view inputs and checks shapes."""
-    acts, target = jnp.asarray(acts), jnp.asarray(target, jnp.float32)
-    if acts.ndim not in (3, 4) or target.ndim != acts.ndim - 1:
-        raise ValueError(
-            f"expected acts (C, h, w) with target (H, W), or (V, C, h, w) with "
-            f"(V, H, W); got {acts.shape} and {target.shape}"
-        )
-    if acts.ndim == 3:
-        acts, target = acts[None], target[None]
-    if acts.shape[0] != target.shape[0]:
-        raise ValueError(
-            f"{acts.shape[0]} activation views vs {target.shape[0]} targets"
-        )
-    if alpha is None:
-        alpha = objectives.alpha_from_target(target)
-    alpha = jnp.broadcast_to(jnp.asarray(alpha, jnp.float32), target.shape[:1])
-    return acts, target, alpha
 
 
 def fit_one(
@@ -192,13 +135,6 @@ def _fit_local(acts, targets, alphas, keys, config, shared_acts, micro_batch):
 _fit_many = jax.jit(
     _fit_local, static_argnames=("config", "shared_acts", "micro_batch")
 )
-
-
-def _alphas(targets, alphas):
-    targets = jnp.asarray(targets, jnp.float32)
-    if alphas is None:
-        alphas = objectives.alpha_from_target(targets)
-    return targets, jnp.asarray(alphas, jnp.float32)
 
 
 def fit_batch(
@@ -316,88 +252,6 @@ def fit_chunks(
             yield {name: fit(a) for name, a in acts.items()}
         else:
             yield fit(acts)
-
-
-@functools.partial(jax.jit, static_argnames=("config",))
-def fit_batched_reference(acts, targets, alphas, *, config=LoceConfig()):
-    """The reference's batched fit: one AdamW over a (B, C) tensor.
-
-    Activations (B, C, h, w) are upsampled to the target grid first and the
-    loss is `loce_objectives.batch_loss` (with the MSE/MAE coupling quirk).
-    """
-    up = _upsample_acts(jnp.asarray(acts), targets.shape[-2:], config.interp)
-
-    def loss_fn(vs, _):
-        z = jnp.einsum("bc,bchw->bhw", vs, up)
-        return objectives.batch_loss(config.objective, z, targets, alphas, vs)
-
-    v0 = jax.vmap(lambda _: objectives.init_vector(up.shape[1], config))(up)
-    return objectives.minimize(loss_fn, v0, config)[0]
-
-
-@functools.partial(
-    jax.jit, static_argnames=("config", "batch_size", "epochs", "fresh_optimizer")
-)
-def fit_shared(
-    acts,
-    targets,
-    alphas=None,
-    *,
-    config=BG_CONFIG,
-    batch_size=512,
-    epochs=30,
-    fresh_optimizer=True,
-    key=None,
-):
-    """One vector for all samples: the Net2Vec baseline of the BG code (no bias).
-
-    The sample order (shuffled with `key`, or as given) is repeated `epochs`
-    times and chunked into batches of `batch_size` (batches may straddle
-    epochs). Each batch is one AdamW step on the batch mean of the per-sample
-    loss. With `fresh_optimizer=True`, as the reference, every step starts a
-    new AdamW from the current vector, so each step moves every coordinate by
-    about lr * sign(g) (Adam's first step) plus weight decay.
-
-    Args:
-      acts: (N, [V,] C, h, w); targets: (N, [V,] H, W); alphas: (N, [V]).
-
-    Returns:
-      (C,) vector.
-    """
-    targets, alphas = _alphas(targets, alphas)
-    n = targets.shape[0]
-    order = jnp.arange(n) if key is None else jax.random.permutation(key, n)
-    n_steps = -(-n * epochs // batch_size)
-    idx = (
-        jnp.full((n_steps * batch_size,), -1)
-        .at[: n * epochs]
-        .set(jnp.tile(order, epochs))
-    )
-    idx = idx.reshape(n_steps, batch_size)
-    single = functools.partial(_sample_loss, config=config)
-
-    def loss_fn(v, batch_idx):
-        w = (batch_idx >= 0).astype(jnp.float32)
-        j = jnp.maximum(batch_idx, 0)
-        per = jax.vmap(single, in_axes=(None, 0, 0, 0))(
-            v, acts[j], targets[j], alphas[j]
-        )
-        return jnp.sum(w * per) / jnp.sum(w)
-
-    v0 = objectives.init_vector(acts.shape[-3], config)
-    return objectives.minimize(
-        loss_fn, v0, config, xs=idx, fresh_optimizer=fresh_optimizer
-    )[0]
-
-
-def _sample_loss(v, acts, target, alpha, *, config):
-    """Scaled sum over views of the objective; acts (V, C, h, w) or (C, h, w)."""
-    acts, target, alpha = _as_views(acts, target, alpha)
-    z = logits(v, acts, target.shape[-2:], mode=config.interp)
-    obj = objectives.get_objective(config.objective).fn
-    return config.scale() * jnp.sum(
-        jax.vmap(obj, in_axes=(0, 0, 0, None))(z, target, alpha, v)
-    )
 
 
 def multilayer(

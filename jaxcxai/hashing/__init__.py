@@ -3,23 +3,30 @@
 models   image/text hash nets, hash discriminator, CHNR noise detector
 losses   NT-Xent (reference and standard), adversarial BCE + gradient
          penalty, quantization, bit balance, CHNR noise weighting
-duch     DUCH state, train step over the global batch, epoch-end updates
+state    DUCH hyperparameters, training state, initialisation, encoding
+duch     DUCH train step over the global batch, epoch-end updates
 multiview  both hash nets over their views, hand-written backward (speed)
-feed     training batches gathered on the host or on the devices
+feed     epoch batches, gathered on the host or on the devices
 optim    torch-style coupled-L2 Adam with packed moments (speed)
 chnr     CHNR meta phase (noise detector on the clean subset), main phase
+contrastive  NT-Xent, similarity blocks shared between pairs
+evaluation  mAP@K of trained nets in four directions; the codes file
 search   exact top-k Hamming search, chunked and sharded
+search_device  the search's exact candidate selection on accelerators
 """
 
 from jaxcxai.hashing import aerial as aerial
 from jaxcxai.hashing import chnr as chnr
+from jaxcxai.hashing import contrastive as contrastive
 from jaxcxai.hashing import data as data
 from jaxcxai.hashing import duch as duch
+from jaxcxai.hashing import evaluation as evaluation
 from jaxcxai.hashing import feed as feed
 from jaxcxai.hashing import losses as losses
 from jaxcxai.hashing import models as models
 from jaxcxai.hashing import multiview as multiview
 from jaxcxai.hashing import optim as optim
+from jaxcxai.hashing import state as state
 from jaxcxai.hashing.models import HashDiscriminator as HashDiscriminator
 from jaxcxai.hashing.models import HashNet as HashNet
 from jaxcxai.hashing.models import NoiseDetector as NoiseDetector
@@ -32,8 +39,10 @@ __all__ = [
     "NoiseDetector",
     "aerial",
     "chnr",
+    "contrastive",
     "data",
     "duch",
+    "evaluation",
     "feed",
     "hamming_topk",
     "losses",
@@ -41,4 +50,5 @@ __all__ = [
     "multiview",
     "optim",
     "pack_words",
+    "state",
 ]

@@ -25,7 +25,14 @@ import numpy as np
 
 from jaxcxai import parallel
 
-__all__ = ["BatchLayout", "make_fed_step", "resident_arrays", "take_batch"]
+__all__ = [
+    "BatchLayout",
+    "epoch_batches",
+    "make_fed_step",
+    "place_batch",
+    "resident_arrays",
+    "take_batch",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,3 +114,22 @@ def make_fed_step(step, layout: BatchLayout, mesh):
         return step(state, batch, key)
 
     return fed
+
+
+def epoch_batches(num: int, batch_size: int, seed: int, epoch: int) -> list:
+    """Index arrays of one shuffled epoch, remainder batch last (no drop_last).
+
+    A pure function of (seed, epoch), so a resumed run replays the batches.
+    """
+    perm = np.random.default_rng([seed, epoch]).permutation(num)
+    return [perm[i : i + batch_size] for i in range(0, num, batch_size)]
+
+
+def place_batch(batch: dict, mesh) -> dict:
+    """Shards the batch over the mesh's `data` axis, or replicates it when
+    its size does not divide (the remainder batch): the step works on the
+    global batch either way, so the result is the same."""
+    n = len(batch["idx"])
+    if n % mesh.shape[parallel.DATA_AXIS] == 0:
+        return parallel.shard_batch(batch, mesh)
+    return parallel.replicate(batch, mesh)

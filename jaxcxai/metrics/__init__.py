@@ -1,5 +1,11 @@
-"""Metrics as pure functions: retrieval (`retrieval`) and concept segmentation
-(`segmentation`: set/sample IoU, IoU-vs-threshold, calibration).
+"""Metrics as pure functions: retrieval and concept segmentation.
+
+Retrieval (public API re-exported by `retrieval`): `hamming` (code packing,
+Hamming distances, relevance), `ranking` (per-query ranking statistics),
+`retrieval_eval` (chunked evaluation of one or four directions), `map_at_k`
+(AP@K, mAP@K), `precision` (P@K, PR curve, precision within radius) and
+`retrieval_reference` (per-query reference loops, the test oracle).
+Segmentation (`segmentation`): set/sample IoU, IoU-vs-threshold, calibration.
 """
 
 from jaxcxai.metrics import segmentation as segmentation

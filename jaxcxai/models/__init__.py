@@ -11,6 +11,8 @@ layer names and shapes.
   torch_io     ``read_state_dict(path)``: legacy/zip .pth, .safetensors, .npz
   convert      ``torch_to_linen``: strict state-dict -> linen variables
   minilm       ``TextEncoder``: all-MiniLM-L6-v2 sentence embeddings (linen BERT)
+  minilm_model ``MiniLM``: the linen BERT network and its poolings
+  minilm_weights ``load_minilm``: offline HF weights -> linen params
   pretrained   ``load_pretrained(name)`` (packaged ImageNet weights),
                ``load_weights(name, path)``, ``imagenet_class_name(i)``
 """

@@ -1,0 +1,79 @@
+"""Retrieval evaluation of trained hash nets: codes of the query and
+database parts, mAP@K in the four directions, and the codes file.
+
+`evaluate` is the evaluator `train.hashing` runs at its evaluation epochs;
+`save_codes` writes the `codes.npz` layout that `eval.retrieval` reads.
+"""
+
+import os
+
+import numpy as np
+
+from jaxcxai.hashing import state as hash_state
+from jaxcxai.metrics import retrieval
+
+__all__ = ["DIRECTIONS", "evaluate", "map_at_k", "save_codes"]
+
+DIRECTIONS = {"i2t": ("img", "txt"), "t2i": ("txt", "img")}
+DIRECTIONS.update({"i2i": ("img", "img"), "t2t": ("txt", "txt")})
+
+
+def map_at_k(query_codes, db_codes, query_labels, db_labels, k, untruncated):
+    """mAP@K: the reference's untruncated form (QUIRK §7.2-9) or the
+    standard AP@K truncated at K, normalised by min(K, R)."""
+    semantics = "reference" if untruncated else "standard"
+    return retrieval.mean_average_precision(
+        query_codes, db_codes, query_labels, db_labels, k, semantics=semantics
+    )
+
+
+def evaluate(state, query: dict, db: dict, ks, untruncated: bool) -> dict:
+    """mAP@K of the four directions and their mean for each K in `ks`."""
+    codes = {
+        (s, m): hash_state.encode(state, part[m], m)
+        for s, part in (("q", query), ("db", db))
+        for m in ("img", "txt")
+    }
+    out = {}
+    for k in ks:
+        for name, (mq, md) in DIRECTIONS.items():
+            out[f"map@{k}/{name}"] = map_at_k(
+                codes["q", mq],
+                codes["db", md],
+                query["labels"],
+                db["labels"],
+                k,
+                untruncated,
+            )
+        out[f"map@{k}/avg"] = float(np.mean([out[f"map@{k}/{d}"] for d in DIRECTIONS]))
+    return out, codes
+
+
+def save_codes(path: str, codes: dict, data: dict) -> None:
+    """Writes `codes.npz` (atomically: a temporary file, then a rename).
+
+    Args:
+      path: output file.
+      codes: {(part, modality): (M, K) +-1 codes} for part in ('q', 'db')
+        and modality in ('img', 'txt'), as `evaluate` returns them.
+      data: the features dict, for the parts' labels and image indices.
+    """
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        np.savez(
+            f,
+            # eval.retrieval's names, and the short ones of earlier runs.
+            query_image=codes["q", "img"],
+            query_text=codes["q", "txt"],
+            db_image=codes["db", "img"],
+            db_text=codes["db", "txt"],
+            query_img=codes["q", "img"],
+            query_txt=codes["q", "txt"],
+            db_img=codes["db", "img"],
+            db_txt=codes["db", "txt"],
+            query_labels=data["query"]["labels"],
+            db_labels=data["db"]["labels"],
+            query_image_idx=data["query"]["image_idx"],
+            db_image_idx=data["db"]["image_idx"],
+        )
+    os.replace(tmp, path)
