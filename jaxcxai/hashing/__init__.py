@@ -12,7 +12,8 @@ chnr     CHNR meta phase (noise detector on the clean subset), main phase
 contrastive  NT-Xent, similarity blocks shared between pairs
 evaluation  mAP@K of trained nets in four directions; the codes file
 search   exact top-k Hamming search, chunked and sharded
-search_device  the search's exact candidate selection on accelerators
+search_device  the search's device kernels (selection on accelerators)
+search_host  the search's exact candidate selection with NumPy
 """
 
 from jaxcxai.hashing import aerial as aerial

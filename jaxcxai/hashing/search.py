@@ -26,20 +26,25 @@ database chunks (shard="db") or the queries (shard="queries") are split over
 its `data` axis and jit inserts the cross-device reductions.
 """
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxcxai.hashing.search_device import select_on_device
+# Steps 1-3 and the device step 4 (`search_device`), the host step 4
+# (`search_host`); imported here, where the search looks them up.
+from jaxcxai.hashing.search_device import (
+    _COUNT_BLOCK,
+    _group_minima,
+    _radius_and_bitmaps,
+    select_on_device,
+)
+from jaxcxai.hashing.search_host import _select
 from jaxcxai.parallel import DATA_AXIS
 
 _CHUNK_BYTES = 1 << 26  # transient (C, Q) uint32 distance block per call
 _WORKSPACE_BYTES = 1 << 28  # group minima + candidates per query chunk
-_COUNT_BLOCK = 64  # int8 partial counts stay < 128
 # Candidate groups gathered per query by the device selection (typically
 # about k are needed; more fall back to the host path).
 _DEVICE_GROUPS_PER_K = 4
@@ -63,126 +68,6 @@ def pack_words(codes) -> np.ndarray:
     packed = np.packbits(codes, axis=1, bitorder="little")
     packed = np.pad(packed, ((0, 0), (0, (-packed.shape[1]) % 4)))
     return np.ascontiguousarray(packed).view(np.uint32)
-
-
-@functools.partial(jax.jit, static_argnames=("group",))
-def _group_minima(q_words, db_words, valid, group):
-    """(C / group, Q) uint8 minimum distance per group of database items."""
-    dist = jax.lax.population_count(db_words[:, None, 0] ^ q_words[None, :, 0])
-    for w in range(1, q_words.shape[1]):
-        dist += jax.lax.population_count(db_words[:, None, w] ^ q_words[None, :, w])
-    dist = jnp.where(valid[:, None], dist, jnp.uint32(255))
-    c, nq = dist.shape
-    return jnp.min(dist.reshape(c // group, group, nq), axis=1).astype(jnp.uint8)
-
-
-def _count_le(m, t):
-    """#{g : m[g, q] <= t[q]} per query; int8 partial sums keep XLA fused."""
-    hit = (m <= t.astype(jnp.uint8)[None, :]).astype(jnp.int8)
-    part = jnp.sum(hit.reshape(-1, _COUNT_BLOCK, m.shape[1]), axis=1, dtype=jnp.int8)
-    return jnp.sum(part.astype(jnp.int32), axis=0)
-
-
-def _bisect(m, k, lo, hi):
-    """Smallest t in [lo, hi] with count_le(m, t) >= k (hi if none)."""
-
-    def cond(c):
-        return jnp.any(c[0] < c[1])
-
-    def body(c):
-        lo, hi = c
-        mid = (lo + hi) // 2
-        ok = _count_le(m, mid) >= k
-        return jnp.where(ok, lo, mid + 1), jnp.where(ok, mid, hi)
-
-    return jax.lax.while_loop(cond, body, (lo, hi))[1]
-
-
-@functools.partial(jax.jit, static_argnames=("k",))
-def _radius_and_bitmaps(gmin, k):
-    """Radius r per query and the lt / eq group bitmaps, (Q, G / 32) uint32.
-
-    gmin: (G, Q) uint8 group minima, G a multiple of 32 * 64, padded with 255.
-    r is the k-th smallest minimum over blocks of 32 groups: at least k
-    blocks, hence k groups and k items, lie within r, and fewer than k blocks
-    (at most 32 (k - 1) groups) lie strictly below r. Searching the 32x
-    smaller block level avoids scanning the full array once per bisection
-    step; r is usually the exact k-th smallest group minimum or one above it.
-    """
-    ng, nq = gmin.shape
-    coarse = jnp.min(gmin.reshape(ng // 32, 32, nq), axis=1)
-    lo = jnp.min(coarse, axis=0).astype(jnp.int32)
-    radius = _bisect(coarse, k, lo, jnp.full((nq,), 255, jnp.int32))
-    r8 = radius.astype(jnp.uint8)[None, :]
-    shifts = jnp.arange(32, dtype=jnp.uint32)[None, :, None]
-
-    def bits(mask):
-        words = mask.astype(jnp.uint32).reshape(ng // 32, 32, nq) << shifts
-        return jnp.sum(words, axis=1, dtype=jnp.uint32).T
-
-    return radius, bits(gmin < r8), bits(gmin == r8)
-
-
-def _set_bits(words: np.ndarray):
-    """(row, bit position) of every set bit of (R, W) uint32, row-major order."""
-    octets = words.view(np.uint8)  # little-endian: byte j holds bits 8j..8j+7
-    rows, cols = np.nonzero(octets)
-    bits = np.unpackbits(octets[rows, cols][:, None], axis=1, bitorder="little")
-    idx, bit = np.nonzero(bits)
-    return rows[idx], cols[idx] * 8 + bit
-
-
-def _select(radius, lt_bits, eq_bits, q_words, db_groups, n, k):
-    """Exact top-k among the candidate groups, on the host (see module doc).
-
-    Args:
-      radius: (Q,) the device radius r; at least k candidates lie within it.
-      lt_bits, eq_bits: (Q, G / 32) uint32 group bitmaps.
-      q_words: (Q, W) packed queries.
-      db_groups: (G, group, W) packed database, zero-padded to whole groups.
-      n: number of real database items.
-      k: neighbours per query.
-    """
-    nq, group = q_words.shape[0], db_groups.shape[1]
-    rows, groups = _set_bits(lt_bits | eq_bits)
-    is_eq = ((eq_bits[rows, groups // 32] >> (groups % 32).astype(np.uint32)) & 1) == 1
-    n_lt = np.bincount(rows[~is_eq], minlength=nq)
-    eq_rows = rows[is_eq]
-    eq_count = np.bincount(eq_rows, minlength=nq)
-    eq_rank = np.arange(eq_rows.size) - (np.cumsum(eq_count) - eq_count)[eq_rows]
-    keep = np.ones(rows.shape, bool)
-    keep[is_eq] = eq_rank < (k - n_lt)[eq_rows]
-    keep &= groups < db_groups.shape[0]  # padding groups (radius 255) come last
-    rows, groups = rows[keep], groups[keep]  # (query, group) order
-    if q_words.shape[1] % 2 == 0:  # 64-bit words: half the XOR/popcount work
-        q_words, db_groups = q_words.view(np.uint64), db_groups.view(np.uint64)
-    counts = np.bitwise_count(db_groups[groups] ^ q_words[rows][:, None, :])
-    dist = counts[:, :, 0]
-    for w in range(1, counts.shape[2]):
-        dist += counts[:, :, w]  # uint8: at most 224 bits
-    # Only items within the radius can rank in the top k (>= k of them do).
-    member, offset = np.nonzero(dist <= np.asarray(radius, np.uint8)[rows][:, None])
-    items = groups[member] * group + offset  # still (query, index) order
-    rows, dist = rows[member], dist[member, offset]
-    real = items < n  # zero padding of the last group
-    rows, dist, items = rows[real], dist[real], items[real]
-    # A stable radix sort on the uint16 key (query, distance) then gives
-    # (query, distance, index) order.
-    nvals = 32 * q_words.shape[1] * q_words.dtype.itemsize // 4 + 1
-    per_batch = max(1, 65535 // nvals)
-    counts = np.bincount(rows, minlength=nq)
-    starts = np.cumsum(counts) - counts
-    out_d = np.empty((nq, k), np.int32)
-    out_i = np.empty((nq, k), np.int64)
-    for s in range(0, nq, per_batch):
-        e = min(nq, s + per_batch)
-        lo, hi = starts[s], starts[e - 1] + counts[e - 1]
-        key = (rows[lo:hi] - s).astype(np.uint16) * np.uint16(nvals) + dist[lo:hi]
-        take = (starts[s:e] - lo)[:, None] + np.arange(k)
-        order = np.argsort(key, kind="stable")[take]
-        out_d[s:e] = dist[lo:hi][order]
-        out_i[s:e] = items[lo:hi][order]
-    return out_d, out_i
 
 
 def plan_chunks(
