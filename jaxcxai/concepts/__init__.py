@@ -21,6 +21,10 @@ loce_analysis    centroids, projection segmentation, separation, overlap,
                  retrieval, outliers
 loce_clustering  hierarchical clustering and purity, GMMs selected by BIC
 loce_plots       figures of the analyses
+loce_summary     LoCE analysis summaries: separation with the car/truck rank,
+                 sub-concept ARIs, retrieval, own-projection IoU
+probe_report     probe evaluation report: aggregated probes, best layers,
+                 CAV accuracy, IoU and TCAV figures, markdown tables
 """
 
 from jaxcxai.concepts import bulk as bulk
