@@ -4,6 +4,7 @@ on it, Adam with packed moments (`hashing.optim`) and batches gathered on
 the device (`hashing.feed`)."""
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +13,7 @@ import optax
 import pytest
 
 from jaxcxai import parallel
-from jaxcxai.hashing import duch, feed, multiview, optim
+from jaxcxai.hashing import chnr, duch, feed, losses, multiview, optim
 from jaxcxai.hashing.models import HashNet
 
 FAST = {"xla_backend_optimization_level": 0}
@@ -117,6 +118,39 @@ def _flax_forward_views(state, hash_params, batch, txt2_is_txt1):
     return (hi1, hi2, ht1, ht2), {"img": s_img, "txt": s_txt}
 
 
+def _run_steps(step, state, batches, key):
+    """Jits `step` and runs it over `batches`: (final state, losses)."""
+    step = jax.jit(step)
+    out = []
+    for b in batches:
+        state, metrics = step(state, b, key)
+        out.append(float(metrics["loss"]))
+    return state, out
+
+
+def _patch_plain_paths(monkeypatch) -> set:
+    """Patches the plain references in for the fast paths; returns the set of
+    names the traced steps actually called (filled while tracing)."""
+    used = set()
+
+    def track(name, fn):
+        def wrapped(*args, **kwargs):
+            used.add(name)
+            return fn(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(
+        duch, "forward_views", track("forward_views", _flax_forward_views)
+    )
+    monkeypatch.setattr(losses, "ntxent_many", track("ntxent_many", _naive_ntxent_many))
+    untied = lambda fn, codes, tied: jax.value_and_grad(fn, has_aux=True)(codes)
+    monkeypatch.setattr(
+        duch, "loss_and_code_grads", track("loss_and_code_grads", untied)
+    )
+    return used
+
+
 @pytest.mark.parametrize("txt2_is_txt1", [True, False])
 def test_duch_step_matches_the_autodiff_step_in_float64(monkeypatch, txt2_is_txt1):
     hyper = duch.DuchHyper(
@@ -137,14 +171,76 @@ def test_duch_step_matches_the_autodiff_step_in_float64(monkeypatch, txt2_is_txt
             for i in (0, 24, 0)
         ]  # fmt: skip
         key = jax.random.key(5)
-        ours_step = jax.jit(duch.make_train_step.__wrapped__(hyper))
-        monkeypatch.setattr(duch, "forward_views", _flax_forward_views)
-        ref_step = jax.jit(duch.make_train_step.__wrapped__(hyper))
-        ours, ref = state0, state0
-        for b in batches:
-            ours, m_ours = ours_step(ours, b, key)
-            ref, m_ref = ref_step(ref, b, key)
-            np.testing.assert_allclose(m_ours["loss"], m_ref["loss"], rtol=1e-10)
+        # Ours runs (and is traced) before the reference paths are patched in.
+        make = duch.make_train_step.__wrapped__
+        ours, l_ours = _run_steps(make(hyper), state0, batches, key)
+        used = _patch_plain_paths(monkeypatch)
+        ref, l_ref = _run_steps(make(hyper), state0, batches, key)
+        # The reference really took the plain paths.
+        assert used == {"forward_views", "ntxent_many", "loss_and_code_grads"}
+        np.testing.assert_allclose(l_ours, l_ref, rtol=1e-10)
+        tree = lambda s: (s.params, s.batch_stats, s.opt_state)
+        flat = jax.tree_util.tree_flatten_with_path(tree(ref))[0]
+        for (path, a), b in zip(flat, jax.tree.leaves(tree(ours))):
+            np.testing.assert_allclose(
+                b, a, rtol=1e-8, atol=1e-11, err_msg=jax.tree_util.keystr(path)
+            )
+
+
+def _naive_ntxent_many(pairs, weights=None, *, tau, subtract_e, reduce_sum):
+    """Plain NT-Xent per pair on the full (2N, 2N) matrix (hashing.md §3.2)."""
+    out = []
+    for (a, b), w in zip(pairs, weights or [None] * len(pairs)):
+        norm = lambda v: v / jnp.linalg.norm(v, axis=1, keepdims=True)
+        an, bn = norm(a), norm(b)
+        z = jnp.concatenate([an, bn])
+        sim = z @ z.T / tau
+        pos = jnp.tile(jnp.sum(an * bn, axis=1) / tau, 2)
+        if subtract_e:
+            den = jnp.maximum(jnp.sum(jnp.exp(sim), axis=1) - math.e, 1e-6)
+            rows = jnp.log(den + 1e-6) - pos
+        else:
+            eye = jnp.eye(sim.shape[0], dtype=bool)
+            rows = jax.nn.logsumexp(jnp.where(eye, -jnp.inf, sim), axis=1) - pos
+        if w is not None:
+            rows = rows * jnp.tile(jax.lax.stop_gradient(w), 2)
+        out.append(jnp.sum(rows) if reduce_sum else jnp.mean(rows))
+    return out
+
+
+@pytest.mark.parametrize("phase", ["meta", "main"])
+@pytest.mark.parametrize("txt2_is_txt1", [True, False])
+def test_chnr_steps_match_plain_references_in_float64(monkeypatch, phase, txt2_is_txt1):
+    """CHNR's steps on the fast paths (multi-view backward, shared NT-Xent
+    blocks, tied text codes) against the same steps on plain ones: Flax
+    autodiff per view, NT-Xent on the full matrix per pair, untied codes."""
+    hyper = chnr.ChnrHyper(
+        bits=8, hidden=32, lr=1e-3, det_lr=1e-3, contrastive_weights=(1.0, 0.5, 0.25),
+        beta=0.01, txt2_is_txt1=txt2_is_txt1,
+    )  # fmt: skip
+    make = chnr.make_meta_step if phase == "meta" else chnr.make_main_step
+    with jax.enable_x64(True):
+        state0 = chnr.init_state(jax.random.key(0), hyper, 12, 20, 48)
+        state0 = state0.replace(
+            params=_f64(state0.params),
+            batch_stats=_f64(state0.batch_stats),
+            opt_state=_f64(state0.opt_state),
+        )
+        rng = np.random.default_rng(1)
+        batches = [
+            {"idx": np.arange(i, i + 24, dtype=np.int32),
+             "img": rng.normal(size=(24, 12)), "img_aug": rng.normal(size=(24, 12)),
+             "txt": rng.normal(size=(24, 20)), "txt_aug": rng.normal(size=(24, 20)),
+             "labels": rng.integers(0, 3, 24)}
+            for i in (0, 24, 0)
+        ]  # fmt: skip
+        key = jax.random.key(5)
+        # Ours runs (and is traced) before the reference paths are patched in.
+        ours, l_ours = _run_steps(make.__wrapped__(hyper), state0, batches, key)
+        used = _patch_plain_paths(monkeypatch)
+        ref, l_ref = _run_steps(make.__wrapped__(hyper), state0, batches, key)
+        assert used == {"forward_views", "ntxent_many", "loss_and_code_grads"}
+        np.testing.assert_allclose(l_ours, l_ref, rtol=1e-10)
         tree = lambda s: (s.params, s.batch_stats, s.opt_state)
         flat = jax.tree_util.tree_flatten_with_path(tree(ref))[0]
         for (path, a), b in zip(flat, jax.tree.leaves(tree(ours))):
