@@ -151,6 +151,48 @@ def _patch_plain_paths(monkeypatch) -> set:
     return used
 
 
+def _f64_batches(seed: int, labels: bool) -> list:
+    """Three float64 batches of 24 rows (12-d images, 20-d captions) over 48
+    training rows: rows 0-23, 24-47, then 0-23 again."""
+    rng = np.random.default_rng(seed)
+    batches = []
+    for i in (0, 24, 0):
+        b = {"idx": np.arange(i, i + 24, dtype=np.int32)}
+        for name, dim in (("img", 12), ("img_aug", 12), ("txt", 20), ("txt_aug", 20)):
+            b[name] = rng.normal(size=(24, dim))
+        if labels:
+            b["labels"] = rng.integers(0, 3, 24)
+        batches.append(b)
+    return batches
+
+
+def _check_fast_equals_plain(monkeypatch, new_step, state0, batches):
+    """Three steps on the fast paths, then (patched in) on the plain ones, in
+    float64: equal losses and equal params, statistics and optimizer states.
+
+    `new_step()` builds a fresh step function. Ours runs (and is traced)
+    before the plain paths are patched in, and the traced reference must
+    really have called them.
+    """
+    state0 = state0.replace(
+        params=_f64(state0.params),
+        batch_stats=_f64(state0.batch_stats),
+        opt_state=_f64(state0.opt_state),
+    )
+    key = jax.random.key(5)
+    ours, l_ours = _run_steps(new_step(), state0, batches, key)
+    used = _patch_plain_paths(monkeypatch)
+    ref, l_ref = _run_steps(new_step(), state0, batches, key)
+    assert used == {"forward_views", "ntxent_many", "loss_and_code_grads"}
+    np.testing.assert_allclose(l_ours, l_ref, rtol=1e-10)
+    tree = lambda s: (s.params, s.batch_stats, s.opt_state)
+    flat = jax.tree_util.tree_flatten_with_path(tree(ref))[0]
+    for (path, a), b in zip(flat, jax.tree.leaves(tree(ours))):
+        np.testing.assert_allclose(
+            b, a, rtol=1e-8, atol=1e-11, err_msg=jax.tree_util.keystr(path)
+        )
+
+
 @pytest.mark.parametrize("txt2_is_txt1", [True, False])
 def test_duch_step_matches_the_autodiff_step_in_float64(monkeypatch, txt2_is_txt1):
     hyper = duch.DuchHyper(
@@ -158,33 +200,9 @@ def test_duch_step_matches_the_autodiff_step_in_float64(monkeypatch, txt2_is_txt
     )
     with jax.enable_x64(True):
         state0 = duch.init_state(jax.random.key(0), hyper, 12, 20, 48)
-        state0 = state0.replace(
-            params=_f64(state0.params),
-            batch_stats=_f64(state0.batch_stats),
-            opt_state=_f64(state0.opt_state),
-        )
-        rng = np.random.default_rng(0)
-        batches = [
-            {"idx": np.arange(i, i + 24, dtype=np.int32),
-             "img": rng.normal(size=(24, 12)), "img_aug": rng.normal(size=(24, 12)),
-             "txt": rng.normal(size=(24, 20)), "txt_aug": rng.normal(size=(24, 20))}
-            for i in (0, 24, 0)
-        ]  # fmt: skip
-        key = jax.random.key(5)
-        # Ours runs (and is traced) before the reference paths are patched in.
-        make = duch.make_train_step.__wrapped__
-        ours, l_ours = _run_steps(make(hyper), state0, batches, key)
-        used = _patch_plain_paths(monkeypatch)
-        ref, l_ref = _run_steps(make(hyper), state0, batches, key)
-        # The reference really took the plain paths.
-        assert used == {"forward_views", "ntxent_many", "loss_and_code_grads"}
-        np.testing.assert_allclose(l_ours, l_ref, rtol=1e-10)
-        tree = lambda s: (s.params, s.batch_stats, s.opt_state)
-        flat = jax.tree_util.tree_flatten_with_path(tree(ref))[0]
-        for (path, a), b in zip(flat, jax.tree.leaves(tree(ours))):
-            np.testing.assert_allclose(
-                b, a, rtol=1e-8, atol=1e-11, err_msg=jax.tree_util.keystr(path)
-            )
+        batches = _f64_batches(seed=0, labels=False)
+        new_step = lambda: duch.make_train_step.__wrapped__(hyper)
+        _check_fast_equals_plain(monkeypatch, new_step, state0, batches)
 
 
 def _naive_ntxent_many(pairs, weights=None, *, tau, subtract_e, reduce_sum):
@@ -221,32 +239,9 @@ def test_chnr_steps_match_plain_references_in_float64(monkeypatch, phase, txt2_i
     make = chnr.make_meta_step if phase == "meta" else chnr.make_main_step
     with jax.enable_x64(True):
         state0 = chnr.init_state(jax.random.key(0), hyper, 12, 20, 48)
-        state0 = state0.replace(
-            params=_f64(state0.params),
-            batch_stats=_f64(state0.batch_stats),
-            opt_state=_f64(state0.opt_state),
-        )
-        rng = np.random.default_rng(1)
-        batches = [
-            {"idx": np.arange(i, i + 24, dtype=np.int32),
-             "img": rng.normal(size=(24, 12)), "img_aug": rng.normal(size=(24, 12)),
-             "txt": rng.normal(size=(24, 20)), "txt_aug": rng.normal(size=(24, 20)),
-             "labels": rng.integers(0, 3, 24)}
-            for i in (0, 24, 0)
-        ]  # fmt: skip
-        key = jax.random.key(5)
-        # Ours runs (and is traced) before the reference paths are patched in.
-        ours, l_ours = _run_steps(make.__wrapped__(hyper), state0, batches, key)
-        used = _patch_plain_paths(monkeypatch)
-        ref, l_ref = _run_steps(make.__wrapped__(hyper), state0, batches, key)
-        assert used == {"forward_views", "ntxent_many", "loss_and_code_grads"}
-        np.testing.assert_allclose(l_ours, l_ref, rtol=1e-10)
-        tree = lambda s: (s.params, s.batch_stats, s.opt_state)
-        flat = jax.tree_util.tree_flatten_with_path(tree(ref))[0]
-        for (path, a), b in zip(flat, jax.tree.leaves(tree(ours))):
-            np.testing.assert_allclose(
-                b, a, rtol=1e-8, atol=1e-11, err_msg=jax.tree_util.keystr(path)
-            )
+        batches = _f64_batches(seed=1, labels=True)
+        new_step = lambda: make.__wrapped__(hyper)
+        _check_fast_equals_plain(monkeypatch, new_step, state0, batches)
 
 
 @pytest.mark.parametrize("one_caption", [True, False])

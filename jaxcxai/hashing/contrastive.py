@@ -29,6 +29,9 @@ __all__ = [
 ]
 
 
+_EPS = 1e-6  # clamp and offset of the reference denominator
+
+
 def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
     """Rows divided by max(||x_i||_2, eps) (torch `F.normalize`)."""
     norm = jnp.sqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True))
@@ -106,7 +109,7 @@ def ntxent_rows(
     *,
     tau: float = 1.0,
     subtract_e: bool = True,
-    eps: float = 1e-6,
+    eps: float = _EPS,
 ) -> jax.Array:
     """Per-row NT-Xent terms l_r over the 2N rows of z = [a; b] (§3.2).
 
@@ -164,7 +167,7 @@ def ntxent_many(
     if len(weights) != len(pairs):
         raise ValueError(f"{len(weights)} weights for {len(pairs)} pairs.")
     return [
-        _weighted_sum(blocks.rows(a, b, 1e-6), w, a.shape[0], reduce_sum)
+        _weighted_sum(blocks.rows(a, b, _EPS), w, a.shape[0], reduce_sum)
         for (a, b), w in zip(pairs, weights)
     ]
 

@@ -102,14 +102,14 @@ def make_fed_step(step, layout: BatchLayout, mesh):
     batch gathered from resident `arrays` inside the (caller's) jit.
 
     The gathered batch is laid out over the mesh's data axis when its size
-    divides it, and replicated otherwise, as `duch.place_batch` does on the
-    host; the step works on the global batch, so the result is the same.
+    divides it, and replicated otherwise, as `place_batch` does on the host;
+    the step works on the global batch, so the result is the same.
     """
     shard = parallel.data_sharding(mesh)
 
     def fed(state, arrays, pos, off, key):
         batch = take_batch(arrays, pos, off, layout)
-        if pos.shape[0] % mesh.shape[parallel.DATA_AXIS] == 0:
+        if _shardable(pos.shape[0], mesh):
             batch = jax.lax.with_sharding_constraint(batch, shard)
         return step(state, batch, key)
 
@@ -129,7 +129,12 @@ def place_batch(batch: dict, mesh) -> dict:
     """Shards the batch over the mesh's `data` axis, or replicates it when
     its size does not divide (the remainder batch): the step works on the
     global batch either way, so the result is the same."""
-    n = len(batch["idx"])
-    if n % mesh.shape[parallel.DATA_AXIS] == 0:
+    if _shardable(len(batch["idx"]), mesh):
         return parallel.shard_batch(batch, mesh)
     return parallel.replicate(batch, mesh)
+
+
+def _shardable(n: int, mesh) -> bool:
+    """Whether a batch of n rows is split over the mesh's data axis (else it
+    is replicated): the one rule of `make_fed_step` and `place_batch`."""
+    return n % mesh.shape[parallel.DATA_AXIS] == 0

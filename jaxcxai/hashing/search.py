@@ -36,8 +36,9 @@ from jax.sharding import PartitionSpec as P
 # (`search_host`); imported here, where the search looks them up.
 from jaxcxai.hashing.search_device import (
     _COUNT_BLOCK,
+    _bitmaps,
     _group_minima,
-    _radius_and_bitmaps,
+    _radius,
     select_on_device,
 )
 from jaxcxai.hashing.search_host import _select
@@ -217,7 +218,7 @@ def hamming_topk(
         minima = jnp.pad(
             minima, ((0, ng - minima.shape[0]), (0, 0)), constant_values=255
         )
-        radius, lt_bits, eq_bits = _radius_and_bitmaps(minima, k=k)
+        radius = _radius(minima, k=k)
         m = q_block.shape[0]
         if on_device:
             d, i, overflow = select_on_device(
@@ -230,6 +231,7 @@ def hamming_topk(
                     np.asarray(i)[:m],
                 )
                 continue
+        lt_bits, eq_bits = _bitmaps(minima, radius)
         out_d[s : s + m], out_i[s : s + m] = _select(
             np.asarray(radius)[:m],
             np.asarray(lt_bits)[:m],

@@ -66,8 +66,8 @@ def _bisect(m, k, lo, hi):
 
 
 @functools.partial(jax.jit, static_argnames=("k",))
-def _radius_and_bitmaps(gmin, k):
-    """Radius r per query and the lt / eq group bitmaps, (Q, G / 32) uint32.
+def _radius(gmin, k):
+    """(Q,) int32 radius r per query.
 
     gmin: (G, Q) uint8 group minima, G a multiple of 32 * 64, padded with 255.
     r is the k-th smallest minimum over blocks of 32 groups: at least k
@@ -79,7 +79,14 @@ def _radius_and_bitmaps(gmin, k):
     ng, nq = gmin.shape
     coarse = jnp.min(gmin.reshape(ng // 32, 32, nq), axis=1)
     lo = jnp.min(coarse, axis=0).astype(jnp.int32)
-    radius = _bisect(coarse, k, lo, jnp.full((nq,), 255, jnp.int32))
+    return _bisect(coarse, k, lo, jnp.full((nq,), 255, jnp.int32))
+
+
+@jax.jit
+def _bitmaps(gmin, radius):
+    """The lt (m_g < r) and eq (m_g == r) group bitmaps, (Q, G / 32) uint32,
+    for the host selection (the device selection reads gmin directly)."""
+    ng, nq = gmin.shape
     r8 = radius.astype(jnp.uint8)[None, :]
     shifts = jnp.arange(32, dtype=jnp.uint32)[None, :, None]
 
@@ -87,7 +94,7 @@ def _radius_and_bitmaps(gmin, k):
         words = mask.astype(jnp.uint32).reshape(ng // 32, 32, nq) << shifts
         return jnp.sum(words, axis=1, dtype=jnp.uint32).T
 
-    return radius, bits(gmin < r8), bits(gmin == r8)
+    return bits(gmin < r8), bits(gmin == r8)
 
 
 @functools.partial(jax.jit, static_argnames=("k", "max_groups", "n"))
@@ -95,7 +102,7 @@ def select_on_device(radius, gmin, q_words, db_groups, *, k, max_groups, n):
     """Exact top-k from the group minima, on the device.
 
     Args:
-      radius: (Q,) int32 radius r of each query (`search._radius_and_bitmaps`).
+      radius: (Q,) int32 radius r of each query (`_radius`).
       gmin: (G, Q) uint8 group minima (255 in padding groups).
       q_words: (Q, W) uint32 packed queries.
       db_groups: (G0, group, W) uint32 packed database in groups (G0 <= G

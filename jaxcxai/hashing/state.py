@@ -72,17 +72,6 @@ class DuchHyper:
     ntx_sum: bool = True
     lr_decay_after_epoch0: bool = True
 
-    def ntx(self, a, b, weights=None):
-        """The configured NT-Xent between paired codes a and b."""
-        return losses.ntxent(
-            a,
-            b,
-            weights,
-            tau=self.ntx_tau,
-            subtract_e=self.ntx_subtract_e,
-            reduce_sum=self.ntx_sum,
-        )
-
     def ntx_terms(self, codes, first_weights=None) -> list:
         """The configured NT-Xent of (hi1, ht1), (hi1, hi2) and (ht1, ht2),
         unweighted by `contrastive_weights`; None for a pair whose weight is
