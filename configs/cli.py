@@ -11,14 +11,23 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import importlib.util
 import json
 import os
 import sys
+import typing
 
 import ml_collections
 
-__all__ = ["ConfigError", "load_config", "apply_override", "parse_args", "save_config"]
+__all__ = [
+    "ConfigError",
+    "apply_override",
+    "load_config",
+    "parse_args",
+    "save_config",
+    "to_spec",
+]
 
 
 class ConfigError(ValueError):
@@ -144,3 +153,44 @@ def save_config(config: ml_collections.ConfigDict, workdir: str) -> str:
         json.dump(json.loads(config.to_json_best_effort()), f, indent=2)
     os.replace(tmp, path)
     return path
+
+
+def to_spec(cls, config, where: str = "config"):
+    """The library's frozen dataclass `cls` filled from a config section.
+
+    Field names must match one to one: a config field the dataclass lacks, or
+    a dataclass field the config lacks, is an error naming it (so configs and
+    library settings cannot drift apart). Nested dataclass fields take nested
+    sections; lists become tuples.
+
+    Args:
+      cls: a dataclass type (e.g. `jaxcxai.concepts.probes.study.ProbeStudy`).
+      config: a `ConfigDict` (or mapping) section.
+      where: the section's dotted name, for messages.
+    """
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    keys = list(config.keys())
+    extra = sorted(set(keys) - set(names))
+    missing = sorted(set(names) - set(keys))
+    if extra or missing:
+        raise ConfigError(
+            f"{where} does not match {cls.__name__}: "
+            + "; ".join(
+                part
+                for part in (
+                    f"unknown fields {extra}" if extra else "",
+                    f"missing fields {missing}" if missing else "",
+                )
+                if part
+            )
+        )
+    values = {}
+    for name in names:
+        value, hint = config[name], hints[name]
+        if dataclasses.is_dataclass(hint):
+            value = to_spec(hint, value, f"{where}.{name}")
+        elif isinstance(value, list | tuple):
+            value = tuple(value)
+        values[name] = value
+    return cls(**values)

@@ -1,4 +1,4 @@
-"""Evaluates the probes of `train.probes`: Net2Vec IoUs and TCAV significance.
+"""Evaluates the probes fitted by `train.probes`: Net2Vec IoUs, TCAV significance.
 
     python -m eval.concepts --config configs/probes.py[:tiny] --workdir DIR \\
         [--config.backbone=workdirs/small_cnn]
@@ -6,224 +6,27 @@
 Reads DIR (`probes.json`, `net2vec.npz`, `tcav.npz`, `data.npz`, the held-out
 feature cache) and writes `DIR/concepts_report.md`, `DIR/concepts_results.json`
 and figures: per-concept set IoU across layers, TCAV scores with significance
-marks, and predicted concept masks over held-out images. Which layer segments
-which planted concept best, and which concepts drive their scene's logit?
+marks, and predicted concept masks over held-out images
+(`jaxcxai.concepts.probes.evaluation`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import os
-
-import numpy as np
 
 from configs import cli
-from jaxcxai import features, hostmem
-from jaxcxai.concepts import bulk, net2vec, probe_pipeline, tcav
-from jaxcxai.concepts.probe_report import _cav_accuracy, _pyplot, _save
-from jaxcxai.concepts.probe_report import aggregate_probe as aggregate_probe
-from jaxcxai.concepts.probe_report import best_layers as best_layers
-from jaxcxai.concepts.probe_report import markdown as markdown
-from jaxcxai.concepts.probe_report import plot_iou as plot_iou
-from jaxcxai.concepts.probe_report import plot_tcav as plot_tcav
-from jaxcxai.metric_writers import write_json_atomic
-from train import probes as train_probes
-
-REPORT, RESULTS = "concepts_report.md", "concepts_results.json"
-
-
-def _test_chunks(cache, layer: str, masks: np.ndarray):
-    start = 0
-    for part in cache.iter_chunks(layer):
-        yield np.asarray(part, np.float32), masks[start : start + len(part)]
-        start += len(part)
-
-
-def net2vec_metrics(workdir: str, layers, concepts) -> dict:
-    """Held-out KPIs per layer and concept: set IoU per run and aggregated."""
-    probes = train_probes.load_npz(os.path.join(workdir, train_probes.NET2VEC))
-    masks = train_probes.load_npz(os.path.join(workdir, train_probes.DATA))[
-        "test_masks"
-    ]
-    cache = features.FeatureCache(os.path.join(workdir, "features", "test"))
-    count = masks.reshape(masks.shape[:2] + (-1,)).any(-1).sum(0)
-    out = {}
-    for name in layers:
-        w, b, thr = (probes[f"{name}.{k}"] for k in ("w", "b", "thr"))
-        # The R runs and their aggregate as R + 1 probes: one evaluation pass.
-        agg = aggregate_probe(w, b)
-        both = net2vec.Probe(
-            np.concatenate([w, agg.w], 1), np.concatenate([b, agg.b], 1)
-        )
-        kpi = bulk.evaluate_net2vec(
-            both, _test_chunks(cache, name, masks), thresholds=thr
-        )
-        iou = np.asarray(kpi["set_iou"], np.float64)
-        r = w.shape[1]
-        out[name] = {
-            c: {
-                "test_images": int(count[k]),
-                "set_iou_mean": float(iou[k, :r].mean()),
-                "set_iou_std": float(iou[k, :r].std()),
-                "set_iou_runs": iou[k, :r].tolist(),
-                "aggregated_iou": float(iou[k, r]),
-                "mean_sample_iou": float(np.mean(kpi["mean_sample_iou"][k, :r])),
-                "ece": float(np.mean(kpi["ece"][k, :r])),
-            }
-            for k, c in enumerate(concepts)
-        }
-    return out
-
-
-def tcav_metrics(config, workdir: str, net: dict, meta: dict, progress=True) -> dict:
-    """TCAV scores, t-tests and held-out CAV accuracy per layer and concept."""
-    cavs = train_probes.load_npz(os.path.join(workdir, train_probes.TCAV))
-    if not cavs:
-        return {}
-    concepts, layers = meta["concepts"], meta["layers"]
-    kept = [int(k) for k in cavs["concepts"]]
-    rows = [i for i, k in enumerate(kept) if concepts[k] in meta["targets"]]
-    if not rows:
-        return {}
-    tested = [concepts[kept[i]] for i in rows]
-    targets = [meta["targets"][c] for c in tested]  # (name, index)
-    data = train_probes.load_npz(os.path.join(workdir, train_probes.DATA))
-    size = meta["image_size"]
-    images, labels = [], []
-    for name, index in dict(targets).items():
-        batch = train_probes.class_images(config, name, size, data["test_image"])
-        images.append(batch)
-        labels.append(np.full(len(batch), index))
-    class_acts = train_probes.extract(net["apply_fn"], np.concatenate(images), config,
-                                      progress=progress)  # fmt: skip
-    labels = np.concatenate(labels)
-    present = data["test_masks"].reshape(data["test_masks"].shape[:2] + (-1,)).any(-1)
-    cache = features.FeatureCache(os.path.join(workdir, "features", "test"))
-    out = {}
-    for name in layers:
-        head = probe_pipeline.layer_head_fn(net["model"], net["variables"], name, size)
-        res = probe_pipeline.tcav_layer(
-            head,
-            class_acts[name],
-            labels,
-            [t[1] for t in targets],
-            cavs[f"{name}.direction"][rows],
-            cavs[f"{name}.random_direction"],
-            num_tests=len(tested) * len(layers),
-            alpha=config.tcav.significance,
-        )
-        acts = np.asarray(
-            tcav.flatten_acts(np.asarray(cache[name], np.float32), config.tcav.pool)
-        )
-        out[name] = {}
-        for j, (c, i) in enumerate(zip(tested, rows)):
-            acc = _cav_accuracy(acts, present[:, concepts.index(c)],
-                                cavs[f"{name}.direction"][i], cavs[f"{name}.norm"][i],
-                                cavs[f"{name}.bias"][i])  # fmt: skip
-            p, pc = float(res["p"][j]), float(res["p_corrected"][j])
-            out[name][c] = {
-                "target": targets[j][0],
-                "scores": res["scores"][j].tolist(),
-                "random_scores": res["random_scores"][j].tolist(),
-                "mean": float(res["mean"][j]),
-                "std": float(res["std"][j]),
-                "random_mean": float(res["random_mean"][j]),
-                "t": None if math.isnan(res["t"][j]) else float(res["t"][j]),
-                # Both samples constant: the t-test is undefined (SciPy's nan).
-                "p": None if math.isnan(p) else p,
-                "p_corrected": None if math.isnan(pc) else pc,
-                "significant": bool(res["significant"][j]),
-                "cav_accuracy": None if np.isnan(acc).all() else float(np.mean(acc)),
-            }
-    return out
-
-
-def plot_masks(workdir: str, meta: dict, best: dict, num: int) -> str:
-    """Per concept: held-out images with its largest masks; predicted mask of
-    the aggregated probe of the best layer (red) and the label outline (green)."""
-    plt = _pyplot()
-    data = train_probes.load_npz(os.path.join(workdir, train_probes.DATA))
-    probes = train_probes.load_npz(os.path.join(workdir, train_probes.NET2VEC))
-    cache = features.FeatureCache(os.path.join(workdir, "features", "test"))
-    images, masks = data["test_image"], data["test_masks"]
-    concepts, size = meta["concepts"], masks.shape[-2:]
-    fig, axes = plt.subplots(len(concepts), num, figsize=(1.7 * num, 1.7 * len(concepts)),
-                             squeeze=False)  # fmt: skip
-    for k, c in enumerate(concepts):
-        area = masks[:, k].reshape(len(masks), -1).sum(1, dtype=np.int64)
-        rows = [i for i in np.argsort(-area, kind="stable")[:num] if area[i] > 0]
-        n = best[c]
-        axes[k, 0].set_title(f"{c} ({n or 'absent'})", fontsize=8, loc="left")
-        if n is not None:
-            w, b = probes[f"{n}.w"][k : k + 1], probes[f"{n}.b"][k : k + 1]
-            acts = np.asarray(cache[n], np.float32)[np.asarray(rows, np.int64)]
-            acts = np.asarray(net2vec.apply_thresholds(acts, probes[f"{n}.thr"]))
-            logits = net2vec.probe_logits(aggregate_probe(w, b), acts, size)
-            pred = np.asarray(logits)[0, 0] > 0
-        for j in range(num):
-            ax = axes[k, j]
-            ax.axis("off")
-            if j >= len(rows):
-                continue
-            ax.imshow(images[rows[j]])
-            ax.imshow(np.ma.masked_where(~pred[j], pred[j]), cmap="autumn_r", alpha=0.55,
-                      vmin=0, vmax=1)  # fmt: skip
-            if masks[rows[j], k].any():
-                ax.contour(
-                    masks[rows[j], k], levels=[0.5], colors="lime", linewidths=0.7
-                )
-    fig.tight_layout()
-    return _save(fig, workdir, "concept_masks.png")
-
-
-def evaluate(config, workdir: str, backbone: str | None = None, progress=True) -> dict:
-    """Evaluates the fitted probes; writes the report, results and figures.
-
-    Returns:
-      {"markdown", "figures" (PNG names in workdir), "results"}.
-    """
-    with open(os.path.join(workdir, train_probes.META)) as f:
-        meta = json.load(f)
-    net = train_probes.load_backbone(backbone or config.backbone)
-    concepts, layers = meta["concepts"], meta["layers"]
-    iou = net2vec_metrics(workdir, layers, concepts)
-    best = best_layers(iou, concepts)
-    tc = tcav_metrics(config, workdir, net, meta, progress)
-    results = {
-        "concepts": concepts, "layers": layers, "num_test": meta["num_test"],
-        "net2vec": iou, "best_layer": best, "tcav": tc,
-        "tcav_num_tests": len(next(iter(tc.values()), {})) * len(layers),
-        "tcav_significance": config.tcav.significance,
-        "tcav_linear_head_layers": [
-            n for n in layers if probe_pipeline.linear_head(net["model"], n)
-        ],
-    }  # fmt: skip
-    figures = [plot_iou(iou, concepts, layers, workdir)]
-    if tc:
-        figures.append(plot_tcav(tc, layers, workdir))
-    figures.append(plot_masks(workdir, meta, best, config.report.num_examples))
-    md = markdown(results)
-    write_json_atomic(os.path.join(workdir, RESULTS), results)
-    text = (
-        "# Concept probes\n\n"
-        + md
-        + "\n\n"
-        + "\n".join(f"![{f}]({f})" for f in figures)
-    )
-    tmp = os.path.join(workdir, REPORT + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text + "\n")
-    os.replace(tmp, os.path.join(workdir, REPORT))
-    return {"markdown": md, "figures": figures, "results": results}
+from jaxcxai import hostmem
+from jaxcxai.concepts.probes import evaluation
+from jaxcxai.concepts.probes.study import ProbeStudy
+from jaxcxai.training.backbone import load_trained
 
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     hostmem.keep_freed_memory()
     args = cli.parse_args(argv, description=__doc__.splitlines()[0])
-    out = evaluate(args.config, args.workdir)
+    study = cli.to_spec(ProbeStudy, args.config)
+    out = evaluation.evaluate(study, args.workdir, load_trained(study.backbone))
     print(out["markdown"])
 
 

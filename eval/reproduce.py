@@ -16,19 +16,18 @@ import os
 import time
 
 from configs import cli
-from eval import stage_loce, stage_probes, stages
-from eval.stage_hashing import hashing
+from eval.stages import backbones, dataset, environment, hashing, loce, probes
 from jaxcxai import hostmem
 from jaxcxai.metric_writers import write_json_atomic
 
 # Stage name -> function(config_section, stage_dir) -> stages.StageResult.
 STAGES = {
-    "environment": stages.environment,
-    "dataset": stages.dataset,
-    "backbones": stages.backbones,
-    "probes": stage_probes.probes,
-    "loce": stage_loce.loce,
-    "hashing": hashing,
+    "environment": environment.environment,
+    "dataset": dataset.dataset,
+    "backbones": backbones.backbones,
+    "probes": probes.probes,
+    "loce": loce.loce,
+    "hashing": hashing.hashing,
 }
 
 

@@ -1,18 +1,33 @@
 """jaxcxai: concept-based XAI and unsupervised cross-modal hashing in JAX.
 
-Subpackages and modules:
+The library in layers (docs/architecture.md); a module imports only from its
+own layer or below, and other families only through their public names.
+
+Layer 0, infrastructure:
   parallel        device meshes, batch sharding, multi-host start-up
-  training        TrainState, the `train_step(state, batch, key)` contract, loop
   checkpoint      Orbax checkpointing (save every N, keep K, resume)
-  metric_writers  JSON-lines metric records
+  metric_writers  JSON-lines metric records, atomic JSON
   hostmem         host allocator settings for XLA:CPU (scripts call it)
-  models          flax.linen backbones with named activations, weight import
-  data            SynthAerial (embedded default) and real-format loaders
+Layer 1, models, data and pure metrics:
+  models          flax.linen backbones with named activations, weight import,
+                  packaged pretrained weights, MiniLM text encoder
+  data            SynthAerial (the embedded default) and real-format loaders
+  metrics         retrieval and segmentation metrics; explanation metrics
+                  (`metrics.explanations`, with the attribution layer)
+Layer 2, training and shared method layers:
+  training        TrainState, the `train_step(state, batch, key)` contract,
+                  the loop, trained backbones (`load_trained`)
   features        sharded, cached activation extraction
   feature_cache   the on-disk feature cache (reader and chunk writers)
-  metrics         retrieval and classification metrics (pure functions)
-  hashing         DUCH / CHNR hashing and Hamming search
-  concepts        Net2Vec, TCAV, LoCE and their analyses
+  attribution     (to come) saliency, IG, SmoothGrad, Grad-CAM, occlusion,
+                  KernelSHAP, LIME, TreeSHAP, concept attribution
+Layer 3, method families:
+  concepts        probes (Net2Vec, TCAV), loce (LoCE and its analyses); to
+                  come: discovery, stability, comparison, background
+  hashing         DUCH / CHNR hashing and exact Hamming search
+  uncertainty     (to come) epistemic estimators and uncertainty gating
+  adversarial     (to come) attacks dissected in concept space
+  hierarchy       (to come) semantic hierarchies in vision-language embeddings
 """
 
 from jaxcxai import checkpoint as checkpoint

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.paths import ROOT
 
 # Allocates, touches and frees a 48 MiB and a 4 MiB block three times (the
 # pattern of an XLA:CPU step's temporaries) and prints the page faults of

@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from tiny_models import TinyConvNet
 
 from jaxcxai import checkpoint, parallel, training
 from jaxcxai.metric_writers import JsonlWriter, read_jsonl
+from tests.tiny_models import TinyConvNet
 
 BATCH = 16
 

@@ -15,15 +15,13 @@ import os
 
 import jax
 import numpy as np
-import optax
 
 from configs import cli
 from jaxcxai import checkpoint, hostmem, parallel, training
 from jaxcxai.data import pipeline
 from jaxcxai.metric_writers import JsonlWriter, write_json_atomic
-from jaxcxai.models.preprocess import NORMALIZATION, preprocess
 from jaxcxai.models.zoo import MODELS, get_model
-from jaxcxai.training import classify
+from jaxcxai.training import backbone, classify
 
 
 def _synthaerial(cfg):
@@ -42,7 +40,7 @@ def _synthaerial(cfg):
     # Test images come from another seed: disjoint by construction.
     train = split(cfg.num_train, cfg.seed)
     test = split(cfg.num_test, cfg.seed + 10_000)
-    return train, test, len(synthaerial.SCENES), len(synthaerial.CONCEPTS)
+    return train, test, synthaerial.SCENES, synthaerial.CONCEPTS
 
 
 def _digits(cfg):
@@ -54,7 +52,7 @@ def _digits(cfg):
     perm = np.random.default_rng(cfg.seed).permutation(len(images))
     tr, te = perm[: cfg.num_train], perm[cfg.num_train : cfg.num_train + cfg.num_test]
     split = lambda idx: {"image": images[idx], "label": d.target[idx].astype(np.int32)}
-    return split(tr), split(te), 10, 0
+    return split(tr), split(te), tuple(str(i) for i in range(10)), ()
 
 
 DATASETS = {"synthaerial": _synthaerial, "digits": _digits}
@@ -69,12 +67,24 @@ def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict:
     if config.model.name not in MODELS:
         raise ValueError(f"unknown model {config.model.name!r}; valid: {list(MODELS)}")
     cli.save_config(config, workdir)
-    train, test, num_classes, num_labels = DATASETS[config.data.name](config.data)
+    train, test, classes, labels = DATASETS[config.data.name](config.data)
+    num_classes = len(classes)
     mesh = parallel.make_mesh(config.mesh.num_model)
     parallel.check_batch_size(config.train.batch_size, mesh)
-    model = get_model(config.model.name, num_classes=num_classes + num_labels)
-    pre = preprocess_fn(config.model.name)
-    tx = _make_tx(config.train)
+    meta = backbone.BackboneMeta(
+        model=config.model.name,
+        outputs=backbone.output_names(classes, labels),
+        num_classes=num_classes,
+        image_size=int(train["image"].shape[1]),
+        dataset=config.data.name,
+        lr=config.train.lr,
+        steps=config.train.steps,
+        weight_decay=config.train.weight_decay,
+    )
+    backbone.save_meta(workdir, meta)
+    model = get_model(config.model.name, num_classes=len(meta.outputs))
+    pre = backbone.preprocess_fn(config.model.name)
+    tx = backbone.classifier_tx(meta.lr, meta.steps, meta.weight_decay)
     dummy = np.zeros((1,) + train["image"].shape[1:], np.float32)
     init = lambda key: training.create_train_state(model, tx, key, dummy)
     repl = parallel.replicated_sharding(mesh)
@@ -129,68 +139,6 @@ def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict:
     results = dict(evaluate(state), steps=int(state.step), model=config.model.name)
     write_json_atomic(os.path.join(workdir, "results.json"), results)
     return results
-
-
-def preprocess_fn(model_name: str):
-    """The input normalization a backbone is trained and evaluated with.
-
-    Backbones without an entry of their own (e.g. `small_cnn`) use ImageNet
-    mean/std, as `resnet18` does.
-    """
-    return functools.partial(
-        preprocess, model_name if model_name in NORMALIZATION else "resnet18"
-    )
-
-
-def load_trained(workdir: str):
-    """Loads a backbone trained by `train_and_evaluate` from its workdir.
-
-    Returns:
-      `(model, variables, config)`: the linen model, its `{'params',
-      'batch_stats'}` from the latest checkpoint, and the run's config. The
-      model's outputs are `num_classes` scene logits followed by one logit per
-      object concept.
-    """
-    import json
-
-    import ml_collections
-
-    if not os.path.isfile(os.path.join(workdir, "config.json")):
-        raise FileNotFoundError(
-            f"no trained backbone at {workdir!r} (expected config.json and ckpt/ "
-            "from train.classifier); set --config.backbone"
-        )
-    with open(os.path.join(workdir, "config.json")) as f:
-        config = ml_collections.ConfigDict(json.load(f))
-    num_outputs = _num_outputs(config.data)
-    model = get_model(config.model.name, num_classes=num_outputs)
-    size = config.data.image_size if config.data.name == "synthaerial" else 8
-    dummy = np.zeros((1, size, size, 3), np.float32)
-    tx = _make_tx(config.train)
-    init = lambda key: training.create_train_state(model, tx, key, dummy)
-    mesh = parallel.make_mesh()
-    abstract = training.abstract_state(
-        init, jax.random.key(0), parallel.replicated_sharding(mesh)
-    )
-    ckpt = checkpoint.Checkpointer(os.path.join(workdir, "ckpt"))
-    state = ckpt.restore(abstract)
-    ckpt.close()
-    if state is None:
-        raise FileNotFoundError(f"no checkpoint under {workdir}/ckpt")
-    return model, jax.device_get(state.variables()), config
-
-
-def _make_tx(train_config) -> optax.GradientTransformation:
-    schedule = optax.cosine_decay_schedule(train_config.lr, train_config.steps)
-    return optax.adamw(schedule, weight_decay=train_config.weight_decay)
-
-
-def _num_outputs(data_config) -> int:
-    if data_config.name == "synthaerial":
-        from jaxcxai.data import synthaerial
-
-        return len(synthaerial.SCENES) + len(synthaerial.CONCEPTS)
-    return 10
 
 
 def main(argv=None):

@@ -26,28 +26,12 @@ import numpy as np
 
 from configs import cli
 from jaxcxai import checkpoint, hostmem, parallel, training
-from jaxcxai.hashing import chnr, duch, feed
+from jaxcxai.hashing import chnr, duch, feed, schedule
 from jaxcxai.hashing import data as hashing_data
 from jaxcxai.hashing.evaluation import evaluate
 from jaxcxai.hashing.evaluation import save_codes as _save_codes
 from jaxcxai.metric_writers import JsonlWriter, write_json_atomic
 from jaxcxai.training import NonFiniteLossError
-
-# Config-reading helpers; the tests reach some of them through this module.
-from train.hashing_setup import _batch as _batch
-from train.hashing_setup import _chnr_sets as _chnr_sets
-from train.hashing_setup import (
-    _eval_epochs,
-    _hyper,
-    _init_fn,
-    _layout,
-    _offsets,
-    _past_evals,
-    _phases,
-    _run_seed,
-    _start_epoch,
-    load_features,
-)
 
 # Logged as epoch means; every other metric (the loss terms) as epoch sums,
 # as the reference logs them.
@@ -85,13 +69,18 @@ def train_and_evaluate(
         query_frac=d.query_frac,
         seed=d.split_seed,
     )
-    hyper = _hyper(config)
-    seed = _run_seed(config, workdir)
-    phases = _phases(config, hyper, data)
+    hyper = hyper_from_config(config)
+    seed = schedule.run_seed(config.seed, config.quirks.unseeded, workdir)
+    epochs = config.train.epochs
+    phases = schedule.phases(
+        config.method, hyper, data["train"], epochs,
+        chnr_sets(data["train"], config) if config.method == "chnr" else None,
+        config.chnr.clean_epochs if config.method == "chnr" else 0,
+    )  # fmt: skip
     train = data["train"]
     di, dt = train["img"].shape[1], train["txt"].shape[1]
     module = duch if config.method == "duch" else chnr
-    init = _init_fn(module, hyper, di, dt, len(train["img"]))
+    init = schedule.init_fn(module, hyper, di, dt, len(train["img"]))
 
     devices = jax.devices()[: config.mesh.num_devices or None]
     mesh = parallel.make_mesh(config.mesh.num_model, devices)
@@ -106,17 +95,22 @@ def train_and_evaluate(
     else:
         logging.info("resumed from step %d", int(state.step))
     bs = config.train.batch_size
-    start = _start_epoch(int(state.step), phases, bs)
+    start = schedule.start_epoch(int(state.step), phases, bs)
     writer = JsonlWriter(os.path.join(workdir, "metrics.jsonl"))
-    evals = _eval_epochs(config, phases)
-    history = _past_evals(os.path.join(workdir, "metrics.jsonl"), int(state.step))
+    evals = schedule.eval_epochs(
+        epochs, config.eval.eval_every_epochs, config.quirks.eval_only_final,
+        phases[0]["stop"] if config.method == "chnr" else 0,
+    )  # fmt: skip
+    history = schedule.past_evals(
+        os.path.join(workdir, "metrics.jsonl"), int(state.step)
+    )
     codes = None
     for ph in phases:
         lo = max(ph["start"], start)
         if lo >= ph["stop"]:
             continue
         part = ph["data"]
-        layout = _layout(config, labels=ph["name"] == "meta")
+        layout = batch_layout(config, labels=ph["name"] == "meta")
         # One device: the part's arrays stay on it and each step gathers
         # its batch. Several: batches are sharded from the host, because
         # XLA:CPU's in-process collectives deadlocked (entered in different
@@ -137,7 +131,9 @@ def train_and_evaluate(
         for epoch in range(lo, ph["stop"]):
             t0 = time.perf_counter()
             sums = {}
-            offsets = _offsets(part, epoch, config)
+            offsets = schedule.caption_offsets(
+                part, epoch, config.seed, bool(config.quirks.one_caption_per_image)
+            )
             for pos in duch.epoch_batches(len(part["img"]), bs, seed, epoch):
                 off = None if offsets is None else offsets[pos]
                 if resident:
@@ -168,17 +164,17 @@ def train_and_evaluate(
                 record = {f"eval/{k}": v for k, v in res.items()}
                 writer.write_scalars(step, dict(record, **{"eval/epoch": epoch}))
                 history.append(dict(res, epoch=epoch))
-            last = epoch == config.train.epochs - 1
+            last = epoch == epochs - 1
             if last or (epoch + 1) % config.train.checkpoint_every_epochs == 0:
                 ckpt.save(state, force=True)
     ckpt.close()
-    if codes is None or history[-1]["epoch"] != config.train.epochs - 1:
+    if codes is None or history[-1]["epoch"] != epochs - 1:
         res, codes = evaluate(
             state, data["query"], data["db"],
             sorted({config.eval.map_k, config.eval.select_k}), q.map_untruncated,
         )  # fmt: skip
-        if not history or history[-1]["epoch"] != config.train.epochs - 1:
-            history.append(dict(res, epoch=config.train.epochs - 1))
+        if not history or history[-1]["epoch"] != epochs - 1:
+            history.append(dict(res, epoch=epochs - 1))
     _save_codes(os.path.join(workdir, "codes.npz"), codes, data)
     sel = f"map@{config.eval.select_k}/avg"
     results = {
@@ -195,6 +191,113 @@ def train_and_evaluate(
         results["noisy_pairs"] = int(noisy[0].sum())
     write_json_atomic(os.path.join(workdir, "results.json"), results)
     return results
+
+
+def hyper_from_config(config):
+    q, lo, op = config.quirks, config.loss, config.optim
+    kw = dict(
+        bits=config.model.bits,
+        hidden=config.model.hidden,
+        alpha=lo.alpha,
+        beta=lo.beta,
+        gamma=lo.gamma,
+        contrastive_weights=tuple(lo.contrastive_weights),
+        gp_weight=lo.gp_weight,
+        ntx_tau=lo.ntx_tau,
+        lr=op.lr,
+        weight_decay=op.weight_decay,
+        lr_decay=op.lr_decay,
+        lr_decay_every=op.lr_decay_every,
+        lr_min=op.lr_min,
+        txt2_is_txt1=q.txt2_is_txt1,
+        adv_on_text=q.adv_on_text,
+        ntx_subtract_e=q.ntx_subtract_e,
+        ntx_sum=q.ntx_sum,
+        lr_decay_after_epoch0=q.lr_decay_after_epoch0,
+    )
+    if config.method == "duch":
+        extra = dict(disc_lr=op.disc_lr, disc_b1=op.disc_b1, disc_b2=op.disc_b2)
+        return duch.DuchHyper(**kw, **extra, disc_weight_decay=op.disc_weight_decay)
+    c = config.chnr
+    return chnr.ChnrHyper(
+        **kw,
+        noise_weights=c.noise_weights,
+        detector_hidden=c.detector_hidden or None,
+        detector_blocks=c.detector_blocks,
+        detector_dropout=c.detector_dropout,
+        det_lr=c.det_lr,
+        det_b1=c.det_b1,
+        det_b2=c.det_b2,
+        det_weight_decay=c.det_weight_decay,
+        dropout_in_weights=q.chnr_dropout_in_weights,
+        fake_pairs_use_labels=q.chnr_fake_pairs_use_labels,
+    )
+
+
+def chnr_sets(train: dict, config) -> tuple[dict, dict]:
+    """(noisy main-phase set, clean meta-phase set) as index/array dicts."""
+    q, c = config.quirks, config.chnr
+    return hashing_data.chnr_sets(
+        train,
+        noise_prob=c.noise_prob,
+        clean_fraction=c.clean_fraction,
+        seed=config.data.split_seed,
+        always_clean_20=q.chnr_always_clean_20,
+        clean_label_bug=q.chnr_clean_label_bug,
+        buffer_index_mismatch=q.chnr_buffer_index_mismatch,
+    )
+
+
+def batch_layout(config, labels: bool) -> feed.BatchLayout:
+    """What a batch carries under the config's quirks."""
+    return feed.BatchLayout(
+        one_caption=bool(config.quirks.one_caption_per_image),
+        with_txt_aug=not config.quirks.txt2_is_txt1,
+        with_labels=labels,
+    )
+
+
+SOURCES = ("auto", "synthaerial", "h5", "synthetic")
+
+
+def default_cache_dir() -> str:
+    """Where SynthAerial features are cached when `cache_dir` is ""."""
+    from jaxcxai.models.pretrained import cache_dir
+
+    return str(cache_dir() / "hashing_features")
+
+
+def load_features(config) -> dict:
+    """Feature arrays of `config.data` (see the module docstring)."""
+    d = config.data
+    source = d.get("source", "auto")
+    if source not in SOURCES:
+        raise ValueError(f"data.source must be one of {SOURCES}, got {source!r}")
+    if source == "auto":
+        source = "h5" if d.h5_path else "synthetic"
+    if source == "h5":
+        if not d.h5_path:
+            raise ValueError("data.source='h5' needs data.h5_path")
+        return hashing_data.h5_features(
+            d.h5_path, d.json_path, d.dataset, d.image_aug, d.text_aug
+        )
+    if source == "synthetic":
+        return hashing_data.synthetic_features(**d.synthetic.to_dict())
+    s = d.synthaerial
+    # The augmented caption is fed only when the txt2_is_txt1 quirk is off.
+    text_aug = None if config.quirks.txt2_is_txt1 else s.text_aug or None
+    return hashing_data.synthaerial_features(
+        s.num_images,
+        size=s.image_size,
+        seed=s.seed,
+        cache_dir=s.cache_dir or default_cache_dir(),
+        image_backbone=s.backbone,
+        input_size=s.input_size or None,
+        crop=s.crop,
+        text_aug=text_aug,
+        labels=s.labels,
+        batch_size=s.batch_size,
+    )
 
 
 def main(argv=None):

@@ -19,7 +19,7 @@ import time
 import jax
 import numpy as np
 
-from jaxcxai.hashing.search import hamming_topk
+from jaxcxai.hashing.search.topk import hamming_topk
 
 NBITS, K = 64, 100
 

@@ -26,7 +26,9 @@ import jax
 import numpy as np
 
 from jaxcxai import parallel
-from jaxcxai.concepts import loce, loce_store
+from jaxcxai.concepts.loce import fit as loce
+from jaxcxai.concepts.loce import projection as loce_projection
+from jaxcxai.concepts.loce import store as loce_store
 from jaxcxai.data.resample import interpolation_matrix
 
 C, NATIVE, GRID, ORIG, STEPS, REF_BATCH = 256, 16, 100, 128, 50, 64
@@ -95,7 +97,7 @@ def _best(fn, repeats: int):
 
 
 def _ious(v, acts, targets, masks):
-    z = jax.vmap(lambda v_, a_: loce.logits(v_, a_, (GRID, GRID)))(v, acts)
+    z = jax.vmap(lambda v_, a_: loce_projection.logits(v_, a_, (GRID, GRID)))(v, acts)
     proj = (255.0 * jax.nn.sigmoid(np.clip(z, -10, 10))).astype(np.uint8)
     grid = np.asarray(loce_store.iou_on_grid(z, targets))
     return grid, loce_store.iou_original(np.asarray(proj), list(masks))

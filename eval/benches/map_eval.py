@@ -8,7 +8,7 @@ over radius 0..64 and precision within radius 0..5.
 
 Ours: `jaxcxai.metrics.retrieval.cross_modal_metrics` (counting-sort ranking,
 histograms, all metrics from one ranking per query). Baseline: the literal
-per-query loops of `retrieval_reference` (full sort per query, P@K re-sorting
+per-query loops of `metrics.retrieval.reference` (full sort per query, P@K re-sorting
 per K) plus a per-query loop for the standard AP@20, all with a stable sort.
 Agreement: every value identical (same tie rule: database index).
 Quick mode uses 120 queries (the loops take ~40 ms per query and direction).
@@ -18,7 +18,8 @@ import time
 
 import numpy as np
 
-from jaxcxai.metrics import retrieval, retrieval_reference
+from jaxcxai.metrics import retrieval
+from jaxcxai.metrics.retrieval import reference as retrieval_reference
 
 NBITS, CLASSES, K = 64, 24, 20
 

@@ -33,7 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcxai.concepts import bulk, net2vec
+from jaxcxai.concepts.probes import bulk, net2vec
+from jaxcxai.concepts.probes import state as probe_state
 from jaxcxai.metrics import segmentation as seg
 
 LAYERS = {"block2": (16, 16, 64), "block3": (8, 8, 128), "block4": (8, 8, 128)}
@@ -152,7 +153,7 @@ def run(quick: bool) -> dict:
     subset = [(n, 0) for n in layers]
     times, diffs, base_iou, our_iou = [], [], [], []
     for name, c in subset:
-        init = bulk.init_probes(
+        init = probe_state.init_probes(
             key, LAYERS[name][-1], k, 1, cfg.init, layers.index(name)
         )
         w0, b0 = np.array(init.w[c, 0]), float(init.b[c, 0])

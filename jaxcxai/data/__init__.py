@@ -9,6 +9,9 @@ Modules:
   voc              Pascal VOC segmentation PNGs
   captions         UCM / RSICD caption JSON
   duch_h5          DUCH's h5 feature files and the reference split
+  duch_features    reading and checking the h5 feature arrays
+  validate         `DataFormatError` and the loaders' shared checks
+  coco_schema      COCO record and geometry checks
   noise            CHNR's caption-noise injection and clean subset
   classic          Fashion-MNIST IDX files and scikit-learn's bundled sets
   resample         masks and maps to activation grids (nearest, bilinear, area)
@@ -18,14 +21,22 @@ from jaxcxai.data import captions as captions
 from jaxcxai.data import classic as classic
 from jaxcxai.data import coco as coco
 from jaxcxai.data import coco_rle as coco_rle
+from jaxcxai.data import coco_schema as coco_schema
+from jaxcxai.data import duch_features as duch_features
 from jaxcxai.data import duch_h5 as duch_h5
 from jaxcxai.data import noise as noise
 from jaxcxai.data import pipeline as pipeline
 from jaxcxai.data import resample as resample
 from jaxcxai.data import synthaerial as synthaerial
+from jaxcxai.data import validate as validate
 from jaxcxai.data import voc as voc
+from jaxcxai.data.validate import DataFormatError as DataFormatError
 
 __all__ = [
+    "DataFormatError",
+    "coco_schema",
+    "duch_features",
+    "validate",
     "captions",
     "classic",
     "coco",

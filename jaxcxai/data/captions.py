@@ -10,15 +10,18 @@ The feature files follow JSON order, so image row = `imgid` and caption row =
 `captions_per_image * imgid + k` (k = position of the sentence in its image).
 `load_caption_json` checks that convention instead of silently reordering,
 because every index computed downstream (splits, noise, caption choice)
-depends on it.
+depends on it. A malformed file (truncated JSON, non-UTF-8 text, a missing key,
+a wrong type, an empty caption) raises `DataFormatError` naming the file and
+the record.
 """
 
 import dataclasses
-import json
 import os
 import re
 
 import numpy as np
+
+from jaxcxai.data.validate import DataFormatError, field, read_json
 
 __all__ = ["CaptionDataset", "clean_caption", "load_caption_json"]
 
@@ -77,39 +80,57 @@ class CaptionDataset:
 
 
 def _class_table(data: dict, path: str) -> tuple[str, ...]:
-    classes = data.get("classes")
-    if classes is None:
-        raise ValueError(f"{path}: no 'classes' table")
+    classes = field(data, "classes", "dict", path, "top level")
+    if not all(k.isdigit() for k in classes):
+        raise DataFormatError(path, f"class codes {sorted(classes)[:5]} not digits")
     codes = sorted(int(k) for k in classes)
     if codes != list(range(len(codes))):
-        raise ValueError(f"{path}: class codes are not 0..{len(codes) - 1}: {codes}")
-    num = data.get("num_classes", len(codes))
+        raise DataFormatError(
+            path, f"class codes are not 0..{len(codes) - 1}: {codes[:10]}"
+        )
+    num = field(data, "num_classes", "int", path, "top level", default=len(codes))
     if num != len(codes):
-        raise ValueError(f"{path}: num_classes={num} but {len(codes)} classes listed")
+        raise DataFormatError(
+            path, f"num_classes={num} but {len(codes)} classes listed"
+        )
+    for c in codes:
+        field(classes, str(c), "str", path, "classes")
     return tuple(classes[str(c)] for c in codes)
 
 
 def _check_image(rec: dict, pos: int, k: int, path: str) -> tuple[str, ...]:
     """Validates one image record and returns its raw captions."""
-    if rec.get("imgid") != pos:
-        raise ValueError(
-            f"{path}: image {pos} has imgid={rec.get('imgid')}; feature rows are "
+    where = f"images[{pos}]"
+    for key, kind in [("imgid", "int"), ("filename", "str"), ("split", "str")]:
+        field(rec, key, kind, path, where)
+    if rec["imgid"] != pos:
+        raise DataFormatError(
+            path, f"image {pos} has imgid={rec['imgid']}; feature rows are "
             "indexed by imgid, so imgid must equal the list position"
-        )
-    sents = rec["sentences"]
+        )  # fmt: skip
+    sents = field(rec, "sentences", "list", path, where)
     if len(sents) != k:
-        raise ValueError(
-            f"{path}: image {pos} has {len(sents)} captions, expected {k} "
+        raise DataFormatError(
+            path, f"image {pos} has {len(sents)} captions, expected {k} "
             "(the caption-row convention needs the same count for every image)"
-        )
+        )  # fmt: skip
     expected = [k * pos + j for j in range(k)]
-    sentids = [s["sentid"] for s in sents]
+    sentids = [field(s, "sentid", "int", path, f"{where} sentence") for s in sents]
     if rec.get("sentids", expected) != expected or sentids != expected:
-        raise ValueError(
-            f"{path}: image {pos} sentids {sentids} differ from {expected} "
+        raise DataFormatError(
+            path, f"image {pos} sentids {sentids} differ from {expected} "
             "(caption row must be K*imgid + k)"
-        )
-    return tuple(s["raw"] for s in sents)
+        )  # fmt: skip
+    raws = []
+    for j, sent in enumerate(sents):
+        raw = field(sent, "raw", "str", path, f"{where} sentence {j}")
+        if not clean_caption(raw).strip():
+            raise DataFormatError(
+                path, f"image {pos} caption {j} (sentid {sentids[j]}) is empty "
+                f"after cleaning: {raw!r:.40}"
+            )  # fmt: skip
+        raws.append(raw)
+    return tuple(raws)
 
 
 def load_caption_json(path: str) -> CaptionDataset:
@@ -123,33 +144,38 @@ def load_caption_json(path: str) -> CaptionDataset:
 
     Raises:
       FileNotFoundError: `path` does not exist.
-      ValueError: the file breaks the schema or the row-indexing convention
-        (imgid = position, sentids = K*imgid + k, same K for every image,
-        classcode/classname consistent with the class table).
+      DataFormatError: truncated or invalid JSON, non-UTF-8 text, a missing
+        key or a wrong type, an empty caption, or a break of the row-indexing
+        convention (imgid = position, sentids = K*imgid + k, same K for every
+        image, classcode/classname consistent with the class table); the
+        message names the file and the image.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"caption JSON not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
-    if "images" not in data or not data["images"]:
-        raise ValueError(f"{path}: no 'images' list")
+    data = read_json(path, "caption JSON")
+    images = field(data, "images", "list", path, "top level")
+    if not images:
+        raise DataFormatError(path, "empty 'images' list")
     class_names = _class_table(data, path)
-    images = data["images"]
-    k = len(images[0]["sentences"])
+    k = len(field(images[0], "sentences", "list", path, "images[0]"))
+    if k == 0:
+        raise DataFormatError(path, "image 0 has no captions")
     captions, labels = [], []
     for pos, rec in enumerate(images):
         captions.append(_check_image(rec, pos, k, path))
-        code = rec["classcode"]
+        code = field(rec, "classcode", "int", path, f"images[{pos}]")
         if not 0 <= code < len(class_names):
-            raise ValueError(f"{path}: image {pos} has classcode {code} out of range")
-        if "classname" in rec and rec["classname"] != class_names[code]:
-            raise ValueError(
-                f"{path}: image {pos} classname {rec['classname']!r} does not "
-                f"match class {code} = {class_names[code]!r}"
+            raise DataFormatError(
+                path, f"image {pos} has classcode {code} out of range"
             )
+        name = field(rec, "classname", "str", path, f"images[{pos}]", default=None)
+        if name is not None and name != class_names[code]:
+            raise DataFormatError(
+                path, f"image {pos} classname {name!r} does not match class "
+                f"{code} = {class_names[code]!r}"
+            )  # fmt: skip
         labels.append(code)
+    name = field(data, "dataset", "str", path, "top level", default=None)
     return CaptionDataset(
-        name=str(data.get("dataset", os.path.basename(path))),
+        name=name if name is not None else os.path.basename(path),
         class_names=class_names,
         filenames=tuple(rec["filename"] for rec in images),
         labels=np.asarray(labels, np.int32),

@@ -7,12 +7,20 @@ order. Type codes: 0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32,
 
 Every loader returns `(images, labels)`: images (N, H, W, C) float32 in
 [0, 1] (NHWC, as the Flax models take them) and labels (N,) int32.
+
+A malformed IDX file (bad magic, unknown type, header or payload cut short,
+corrupt gzip stream, images that are not uint8, labels outside 0..9 or a
+count that differs from the images') raises `DataFormatError` naming the file.
 """
 
 import gzip
+import math
 import os
+import zlib
 
 import numpy as np
+
+from jaxcxai.data.validate import DataFormatError
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
@@ -55,27 +63,39 @@ def read_idx(path: str) -> np.ndarray:
 
     Raises:
       FileNotFoundError: `path` does not exist.
-      ValueError: bad magic, unknown type code, or a payload whose size does
-        not match the header's dimensions.
+      DataFormatError: corrupt or truncated gzip stream, bad magic, unknown
+        type code, a header cut short, or a payload whose size does not match
+        the header's dimensions.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"IDX file not found: {path}")
-    with _open(path, "rb", path.endswith(".gz")) as f:
-        raw = f.read()
+    try:
+        with _open(path, "rb", path.endswith(".gz")) as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError.
+        raise DataFormatError(
+            path, f"corrupt or truncated gzip stream ({type(e).__name__}: {e})"
+        ) from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise ValueError(f"{path}: not an IDX file (magic {raw[:4].hex()})")
+        raise DataFormatError(path, f"not an IDX file (magic {raw[:4].hex()})")
     code, ndim = raw[2], raw[3]
     if code not in _IDX_TYPES:
-        raise ValueError(f"{path}: unknown IDX type code 0x{code:02x}")
+        raise DataFormatError(path, f"unknown IDX type code 0x{code:02x}")
     header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataFormatError(
+            path, f"header of {ndim} dimensions needs {header} bytes, file has "
+            f"{len(raw)}"
+        )  # fmt: skip
     shape = tuple(int(d) for d in np.frombuffer(raw[4:header], ">u4"))
     dtype = np.dtype(_IDX_TYPES[code])
-    expected = int(np.prod(shape)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize
     if len(raw) - header != expected:
-        raise ValueError(
-            f"{path}: header shape {shape} needs {expected} bytes of data, "
+        cut = "truncated: " if len(raw) - header < expected else ""
+        raise DataFormatError(
+            path, f"{cut}header shape {shape} needs {expected} bytes of data, "
             f"found {len(raw) - header}"
-        )
+        )  # fmt: skip
     data = np.frombuffer(raw, dtype, offset=header).reshape(shape)
     return data.astype(dtype.newbyteorder("="))
 
@@ -107,18 +127,35 @@ def load_fashion_mnist(
 
     Returns:
       images (N, 28, 28, 1) float32 in [0, 1], labels (N,) int32.
+
+    Raises:
+      FileNotFoundError: a file is missing.
+      DataFormatError: a malformed file (see `read_idx`), images that are not
+        (N, H, W) uint8, or labels that do not match them or lie outside 0..9.
     """
     prefixes = {"train": "train", "test": "t10k"}
     if split not in prefixes:
         raise ValueError(f"unknown split {split!r}; use 'train' or 'test'")
     pre = os.path.join(root, prefixes[split])
-    images = read_idx(f"{pre}-images-idx3-ubyte.gz")
-    labels = read_idx(f"{pre}-labels-idx1-ubyte.gz")
-    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise ValueError(
-            f"{pre}-*: images {images.shape} and labels {labels.shape} do not "
-            "form an (N, H, W) / (N,) pair"
-        )
+    image_path = f"{pre}-images-idx3-ubyte.gz"
+    label_path = f"{pre}-labels-idx1-ubyte.gz"
+    images, labels = read_idx(image_path), read_idx(label_path)
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise DataFormatError(
+            image_path, f"images must be (N, H, W) uint8, got {images.shape} "
+            f"{images.dtype}"
+        )  # fmt: skip
+    if labels.ndim != 1 or len(images) != len(labels):
+        raise DataFormatError(
+            label_path, f"labels {labels.shape} do not match the {len(images)} "
+            f"images of {image_path}"
+        )  # fmt: skip
+    bad = (labels < 0) | (labels >= len(FASHION_MNIST_CLASSES))
+    if bad.any():
+        raise DataFormatError(
+            label_path, f"{int(bad.sum())} labels outside 0..9, e.g. "
+            f"{labels[bad][:3].tolist()}"
+        )  # fmt: skip
     images = images[..., None].astype(np.float32) / np.float32(255)
     return images, labels.astype(np.int32)
 

@@ -14,15 +14,25 @@ square from (x0, y0) to (x1, y1) with integer corners covers exactly
 ((cx - x - w/2) / (w/2))^2 + ((cy - y - h/2) / (h/2))^2 <= 1. pycocotools
 rasterizes polygons on a 5x supersampled grid instead, so boundary pixels can
 differ from it by one pixel.
+
+Malformed files raise `DataFormatError` naming the file and the record
+(validation in `coco_schema`). Geometry reaching outside its image is clipped
+to it (polygons by sampling only the pixel centres inside the image, boxes by
+intersecting them with the image, so an ellipse is inscribed in the visible
+part of its box), and `load_coco` warns once with the count of such
+annotations (`ClippedGeometryWarning`). `read_image` checks the recorded image
+size against the real file.
 """
 
 import dataclasses
-import json
 import os
+import warnings
 
 import numpy as np
 
 from jaxcxai.data.coco_rle import rle_to_mask
+from jaxcxai.data.coco_schema import check_image_size, parse_coco
+from jaxcxai.data.validate import ClippedGeometryWarning, DataFormatError, decode_image
 
 __all__ = [
     "CocoAnnotations",
@@ -32,6 +42,7 @@ __all__ = [
     "images_with_category",
     "load_coco",
     "polygon_mask",
+    "read_image",
 ]
 
 MASK_VARIANTS = ("exact", "rectangle", "ellipse")
@@ -45,33 +56,59 @@ class CocoAnnotations:
       images: image id -> image record (`file_name`, `height`, `width`, ...).
       categories: category id -> name.
       anns_by_image: image id -> list of annotation records.
+      path: the JSON file (named in errors).
+      clipped: positions (in the file's `annotations` list) of the
+        annotations whose geometry reaches outside their image.
     """
 
     images: dict[int, dict]
     categories: dict[int, str]
     anns_by_image: dict[int, list[dict]]
+    path: str = "COCO annotations"
+    clipped: tuple[int, ...] = ()
 
 
 def load_coco(path: str) -> CocoAnnotations:
-    """Reads a COCO instances JSON (`images`, `annotations`, `categories`)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"COCO annotation file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
-    for key in ("images", "annotations", "categories"):
-        if key not in data:
-            raise ValueError(f"{path}: missing top-level key {key!r}")
-    images = {int(im["id"]): im for im in data["images"]}
-    anns: dict[int, list[dict]] = {i: [] for i in images}
-    for ann in data["annotations"]:
-        image_id = int(ann["image_id"])
-        if image_id not in anns:
-            raise ValueError(
-                f"{path}: annotation {ann.get('id')} names unknown image {image_id}"
-            )
-        anns[image_id].append(ann)
-    categories = {int(c["id"]): c["name"] for c in data["categories"]}
-    return CocoAnnotations(images, categories, anns)
+    """Reads and validates a COCO instances JSON.
+
+    Warns (`ClippedGeometryWarning`, once, with the count) when annotations
+    reach outside their image; their masks are clipped to it.
+
+    Raises:
+      FileNotFoundError: `path` does not exist.
+      DataFormatError: truncated or invalid JSON, non-UTF-8 text, a missing
+        key, a wrong type, a duplicate id or an unknown image/category
+        reference (the message names the file and the record).
+    """
+    images, categories, anns, clipped = parse_coco(path)
+    if clipped:
+        warnings.warn(
+            f"{path}: {len(clipped)} annotation(s) reach outside their image and "
+            f"are clipped to it (annotations{list(clipped[:5])}"
+            f"{' ...' if len(clipped) > 5 else ''})",
+            ClippedGeometryWarning,
+            stacklevel=2,
+        )
+    return CocoAnnotations(images, categories, anns, path, clipped)
+
+
+def read_image(coco: CocoAnnotations, image_id: int, image_dir: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB pixels of one image, checked against its record.
+
+    Raises:
+      KeyError: unknown `image_id`.
+      FileNotFoundError: the image file is missing.
+      DataFormatError: truncated or corrupt image, or a real size that
+        differs from the `height`/`width` the annotation file records (the
+        message names both files and both sizes).
+    """
+    if image_id not in coco.images:
+        raise KeyError(f"unknown image id {image_id}")
+    record = coco.images[image_id]
+    path = os.path.join(image_dir, record["file_name"])
+    rgb = decode_image(path, "COCO image", lambda im: np.asarray(im.convert("RGB")))
+    check_image_size(coco.path, record, path, *rgb.shape[:2])
+    return rgb
 
 
 def category_ids(coco: CocoAnnotations, names) -> list[int]:
@@ -137,6 +174,10 @@ def polygon_mask(polygon, height: int, width: int) -> np.ndarray:
 
 def _bbox_mask(bbox, height: int, width: int, ellipse: bool) -> np.ndarray:
     x, y, w, h = (float(v) for v in bbox)
+    # Clip the box to the image first (module docstring).
+    x0, y0 = min(max(x, 0.0), width), min(max(y, 0.0), height)
+    x1, y1 = min(max(x + w, 0.0), width), min(max(y + h, 0.0), height)
+    x, y, w, h = x0, y0, x1 - x0, y1 - y0
     xc = np.arange(width) + 0.5
     yc = np.arange(height) + 0.5
     if w <= 0 or h <= 0:
@@ -216,7 +257,10 @@ def category_masks(
         if cid not in masks:
             continue
         if variant == "exact":
-            masks[cid] |= annotation_mask(ann, height, width)
+            try:
+                masks[cid] |= annotation_mask(ann, height, width)
+            except ValueError as e:  # A corrupt RLE string or run lengths.
+                raise DataFormatError(coco.path, str(e)) from e
         elif not ann.get("iscrowd", 0):
             masks[cid] |= _bbox_mask(ann["bbox"], height, width, variant == "ellipse")
     return masks

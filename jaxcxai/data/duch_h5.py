@@ -1,41 +1,46 @@
-"""DUCH/CHNR feature files and the reference split (hashing.md §1.2-1.5).
-
-The reference stores precomputed features in HDF5 files holding one dataset
-each: `image_emb` (N, 512) float32 per image view and `caption_emb`
-(K*N, 768) per caption variant, rows in caption-JSON order (image row =
-imgid, caption row = K*imgid + k). Loading standardises every array by its
-own global scalar mean and std over all elements, query and db rows included.
+"""The DUCH/CHNR reference split and caption choice (hashing.md §1.2-1.5).
 
 The train/query/db split and the one-caption-per-image choice use CPython's
 `random` exactly as the reference does, so indices are computed here in
 Python (cheap, once) and handed to JAX as arrays. A private
 `random.Random(seed)` replays the same sequence as the reference's
 `random.seed(seed)` without touching the global generator.
+
+The feature files themselves (HDF5 reading, row and finiteness checks,
+standardisation) live in `duch_features`; their names are re-exported here.
 """
 
 import dataclasses
-import os
 import random
 
-import h5py
 import numpy as np
 
+from jaxcxai.data.duch_features import CAPTION_KEY as CAPTION_KEY
+from jaxcxai.data.duch_features import IMAGE_KEY as IMAGE_KEY
+from jaxcxai.data.duch_features import DuchFeatures as DuchFeatures
+from jaxcxai.data.duch_features import feature_paths as feature_paths
+from jaxcxai.data.duch_features import load_duch_features as load_duch_features
+from jaxcxai.data.duch_features import load_raw_features as load_raw_features
+from jaxcxai.data.duch_features import read_h5_array as read_h5_array
+from jaxcxai.data.duch_features import standardize as standardize
+from jaxcxai.data.duch_features import write_h5_array as write_h5_array
+
 __all__ = [
+    "CAPTION_KEY",
+    "IMAGE_KEY",
     "DuchFeatures",
     "Split",
     "caption_offsets",
     "chosen_caption_rows",
     "feature_paths",
     "load_duch_features",
+    "load_raw_features",
     "read_h5_array",
     "split_indexes",
     "standardize",
     "subset",
     "write_h5_array",
 ]
-
-IMAGE_KEY = "image_emb"
-CAPTION_KEY = "caption_emb"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,118 +105,6 @@ def chosen_caption_rows(
     image_idx = np.asarray(image_idx, np.int64)
     offsets = caption_offsets(len(image_idx), captions_per_image, seed)
     return captions_per_image * image_idx + offsets
-
-
-def read_h5_array(path: str, key: str) -> np.ndarray:
-    """Reads the whole dataset `key` of an HDF5 file as a NumPy array."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"HDF5 feature file not found: {path}")
-    with h5py.File(path, "r") as f:
-        if key not in f:
-            raise KeyError(f"{path}: no dataset {key!r}; it has {sorted(f.keys())}")
-        return f[key][()]
-
-
-def write_h5_array(path: str, key: str, array: np.ndarray) -> None:
-    """Writes `array` as dataset `key` of a new HDF5 file, atomically."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with h5py.File(tmp, "w") as f:
-        f.create_dataset(key, data=np.asarray(array))
-    os.replace(tmp, path)
-
-
-def standardize(x: np.ndarray) -> np.ndarray:
-    """`(x - x.mean()) / x.std()` with global scalar statistics (§1.5).
-
-    Computed in the array's own dtype with NumPy's reductions, as the
-    reference does, so float32 features give the same float32 result.
-    """
-    return (x - x.mean()) / x.std()
-
-
-def feature_paths(
-    data_dir: str, dataset: str, image_aug: str = "aug_center", text_aug: str = "rb"
-) -> dict[str, str]:
-    """Reference file names for `dataset` ("UCM" or "RSICD").
-
-    Returns a dict with keys `image` (view 1, center crop only), `image_aug`
-    (view 2, `image_emb_{DS}_aug_{image_aug}.h5`), `caption` (raw) and
-    `caption_aug` (`caption_emb_{DS}_aug_{text_aug}.h5`).
-    """
-    join = lambda name: os.path.join(data_dir, name)
-    return {
-        "image": join(f"image_emb_{dataset}_aug_center_crop_only.h5"),
-        "image_aug": join(f"image_emb_{dataset}_aug_{image_aug}.h5"),
-        "caption": join(f"caption_emb_{dataset}_aug.h5"),
-        "caption_aug": join(f"caption_emb_{dataset}_aug_{text_aug}.h5"),
-    }
-
-
-@dataclasses.dataclass(frozen=True)
-class DuchFeatures:
-    """Standardised features of one dataset, in JSON order.
-
-    Attributes:
-      images, images_aug: (N, Di) image views 1 and 2.
-      captions, captions_aug: (K*N, Dt) raw and augmented caption features.
-      labels: (N,) int class codes.
-    """
-
-    images: np.ndarray
-    images_aug: np.ndarray
-    captions: np.ndarray
-    captions_aug: np.ndarray
-    labels: np.ndarray
-
-    @property
-    def captions_per_image(self) -> int:
-        return self.captions.shape[0] // self.images.shape[0]
-
-
-def load_duch_features(paths: dict[str, str], labels: np.ndarray) -> DuchFeatures:
-    """Loads and standardises the four feature files of `feature_paths`.
-
-    Args:
-      paths: dict with keys `image`, `image_aug`, `caption`, `caption_aug`.
-      labels: (N,) class codes (`CaptionDataset.labels`).
-
-    Raises:
-      FileNotFoundError: a file is missing (its path is named).
-      ValueError: row counts disagree (images != N, captions not K*N).
-    """
-    labels = np.asarray(labels)
-    arrays = {}
-    for name, key in [
-        ("image", IMAGE_KEY),
-        ("image_aug", IMAGE_KEY),
-        ("caption", CAPTION_KEY),
-        ("caption_aug", CAPTION_KEY),
-    ]:
-        arr = read_h5_array(paths[name], key)
-        if arr.ndim != 2:
-            raise ValueError(f"{paths[name]}: {key} must be 2-D, got {arr.shape}")
-        arrays[name] = standardize(arr)
-    n = labels.shape[0]
-    for name in ("image", "image_aug"):
-        if arrays[name].shape[0] != n:
-            raise ValueError(
-                f"{paths[name]}: {arrays[name].shape[0]} image rows but {n} labels"
-            )
-    for name in ("caption", "caption_aug"):
-        rows = arrays[name].shape[0]
-        if rows % n or rows == 0:
-            raise ValueError(
-                f"{paths[name]}: {rows} caption rows is not a multiple of {n} images"
-            )
-    if arrays["caption"].shape[0] != arrays["caption_aug"].shape[0]:
-        raise ValueError("raw and augmented caption files have different row counts")
-    return DuchFeatures(
-        arrays["image"],
-        arrays["image_aug"],
-        arrays["caption"],
-        arrays["caption_aug"],
-        labels,
-    )
 
 
 def subset(features: DuchFeatures, image_idx: np.ndarray, seed: int = 42) -> dict:

@@ -3,6 +3,10 @@
 The masks are palette ("P") PNGs whose pixel values are class indices:
 0 = background, 1..20 = the classes of `VOC_CLASSES`, 255 = void (object
 boundaries and difficult regions, excluded from every class).
+
+Malformed files raise `DataFormatError` naming the file: truncated or corrupt
+PNGs, masks that are not single-channel, class values outside 0..20 and 255,
+and a mask whose size differs from its photo (`read_image_and_mask`).
 """
 
 import os
@@ -10,11 +14,14 @@ import os
 import numpy as np
 from PIL import Image
 
+from jaxcxai.data.validate import DataFormatError, decode_image, read_text
+
 __all__ = [
     "VOC_CLASSES",
     "VOID",
     "class_binary_masks",
     "read_class_mask",
+    "read_image_and_mask",
     "read_split_ids",
     "voc_palette",
     "write_class_mask",
@@ -60,23 +67,61 @@ def voc_palette() -> np.ndarray:
     return cmap.astype(np.uint8)
 
 
-def read_class_mask(path: str) -> np.ndarray:
+def read_class_mask(path: str, num_classes: int = len(VOC_CLASSES)) -> np.ndarray:
     """(H, W) uint8 class-index mask of one VOC segmentation PNG.
+
+    Args:
+      path: the PNG.
+      num_classes: valid values are 0..num_classes-1 and `VOID`.
 
     Raises:
       FileNotFoundError: `path` does not exist.
-      ValueError: the image is not single-channel ("P" or "L"); an RGB
-        rendering loses the indices and must be converted first.
+      DataFormatError: truncated or corrupt PNG; an image that is not
+        single-channel ("P" or "L"; an RGB rendering loses the indices and
+        must be converted first); values that are no class index.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"VOC mask not found: {path}")
-    with Image.open(path) as img:
+
+    def to_indices(img: Image.Image) -> np.ndarray:
         if img.mode not in ("P", "L"):
-            raise ValueError(
-                f"{path}: mode {img.mode!r}; VOC class masks are palette ('P') "
+            raise DataFormatError(
+                path, f"mode {img.mode!r}; VOC class masks are palette ('P') "
                 "images whose values are class indices"
-            )
+            )  # fmt: skip
         return np.asarray(img, dtype=np.uint8).copy()
+
+    mask = decode_image(path, "VOC mask", to_indices)
+    bad = (mask >= num_classes) & (mask != VOID)
+    if bad.any():
+        raise DataFormatError(
+            path, f"{int(bad.sum())} pixels hold values {np.unique(mask[bad])[:8]} "
+            f"that are neither a class index 0..{num_classes - 1} nor void {VOID}"
+        )  # fmt: skip
+    return mask
+
+
+def read_image_and_mask(root: str, image_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """Photo `JPEGImages/{id}.jpg` and mask `SegmentationClass/{id}.png`.
+
+    Returns:
+      `(rgb, mask)`: (H, W, 3) uint8 pixels and (H, W) uint8 class indices.
+
+    Raises:
+      FileNotFoundError: a file is missing.
+      DataFormatError: a truncated or corrupt file, or a mask whose size
+        differs from the photo's (names both files and sizes).
+    """
+    mask_path = os.path.join(root, "SegmentationClass", f"{image_id}.png")
+    image_path = os.path.join(root, "JPEGImages", f"{image_id}.jpg")
+    mask = read_class_mask(mask_path)
+    rgb = decode_image(
+        image_path, "VOC image", lambda im: np.asarray(im.convert("RGB"))
+    )
+    if rgb.shape[:2] != mask.shape:
+        raise DataFormatError(
+            mask_path, f"mask is {mask.shape[0]}x{mask.shape[1]} (height x width) "
+            f"but the image {image_path} is {rgb.shape[0]}x{rgb.shape[1]}"
+        )  # fmt: skip
+    return rgb, mask
 
 
 def write_class_mask(path: str, mask: np.ndarray) -> None:
@@ -126,7 +171,5 @@ def class_binary_masks(
 def read_split_ids(root: str, split: str = "train") -> list[str]:
     """Image ids of `ImageSets/Segmentation/{split}.txt` under a VOC root."""
     path = os.path.join(root, "ImageSets", "Segmentation", f"{split}.txt")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"VOC split file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip()]
+    text = read_text(path, "VOC split file")
+    return [line.strip() for line in text.splitlines() if line.strip()]

@@ -11,9 +11,10 @@ optim    torch-style coupled-L2 Adam with packed moments (speed)
 chnr     CHNR meta phase (noise detector on the clean subset), main phase
 contrastive  NT-Xent, similarity blocks shared between pairs
 evaluation  mAP@K of trained nets in four directions; the codes file
-search   exact top-k Hamming search, chunked and sharded
-search_device  the search's device kernels (selection on accelerators)
-search_host  the search's exact candidate selection with NumPy
+data     feature sources (h5, synthetic, SynthAerial), splits, CHNR sets
+aerial   SynthAerial hashing features: MobileNetV2 views, MiniLM captions
+search/  exact top-k Hamming search, chunked and sharded (device and host
+         candidate selection)
 """
 
 from jaxcxai.hashing import aerial as aerial
@@ -27,6 +28,7 @@ from jaxcxai.hashing import losses as losses
 from jaxcxai.hashing import models as models
 from jaxcxai.hashing import multiview as multiview
 from jaxcxai.hashing import optim as optim
+from jaxcxai.hashing import search as search
 from jaxcxai.hashing import state as state
 from jaxcxai.hashing.models import HashDiscriminator as HashDiscriminator
 from jaxcxai.hashing.models import HashNet as HashNet
@@ -51,5 +53,6 @@ __all__ = [
     "multiview",
     "optim",
     "pack_words",
+    "search",
     "state",
 ]

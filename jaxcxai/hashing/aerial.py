@@ -40,6 +40,7 @@ __all__ = [
     "augment_caption",
     "clean_caption",
     "image_views",
+    "json_like_split",
     "synthaerial_features",
 ]
 
@@ -87,6 +88,20 @@ def augment_caption(text: str) -> str:
             new = SYNONYMS.get(low, low)
         out.append(new.capitalize() if w[:1].isupper() else new)
     return " ".join(out)
+
+
+def json_like_split(codes: np.ndarray) -> np.ndarray:
+    """(N,) object array: per class, the first 80 % "train", 10 % "test",
+    the rest "val" (the UCM JSON layout, hashing.md §1.1)."""
+    codes = np.asarray(codes)
+    split = np.empty(len(codes), object)
+    for c in np.unique(codes):
+        pos = np.flatnonzero(codes == c)
+        n_train, n_test = int(0.8 * len(pos)), int(0.1 * len(pos))
+        split[pos[:n_train]] = "train"
+        split[pos[n_train : n_train + n_test]] = "test"
+        split[pos[n_train + n_test :]] = "val"
+    return split
 
 
 def _crop_resize(img: Image.Image, crop: float, out: int) -> Image.Image:
@@ -200,7 +215,6 @@ def synthaerial_features(
       (N, 5, 384) if `text_aug`, `labels` (N, L) float32 multi-hot,
       `json_split` (N,) per-scene 80/10/10 "train"/"test"/"val".
     """
-    from jaxcxai.hashing.data import json_like_split
 
     if labels not in LABEL_MODES:
         raise ValueError(f"labels must be one of {LABEL_MODES}, got {labels!r}")

@@ -16,13 +16,12 @@ multi-hot and, where it has one, `json_split` (N,) "train"/"val"/"test".
 import numpy as np
 
 from jaxcxai.data import duch_h5, noise
-from jaxcxai.hashing.aerial import synthaerial_features
+from jaxcxai.hashing.aerial import json_like_split, synthaerial_features
 
 __all__ = [
     "chnr_sets",
     "class_ids",
     "h5_features",
-    "json_like_split",
     "prepare_data",
     "synthaerial_features",
     "synthetic_features",
@@ -66,20 +65,6 @@ def synthetic_features(
     }
 
 
-def json_like_split(codes: np.ndarray) -> np.ndarray:
-    """(N,) object array: per class, the first 80 % "train", 10 % "test",
-    the rest "val" (the UCM JSON layout, hashing.md §1.1)."""
-    codes = np.asarray(codes)
-    split = np.empty(len(codes), object)
-    for c in np.unique(codes):
-        pos = np.flatnonzero(codes == c)
-        n_train, n_test = int(0.8 * len(pos)), int(0.1 * len(pos))
-        split[pos[:n_train]] = "train"
-        split[pos[n_train : n_train + n_test]] = "test"
-        split[pos[n_train + n_test :]] = "val"
-    return split
-
-
 def h5_features(
     h5_path: str,
     json_path: str,
@@ -95,14 +80,18 @@ def h5_features(
         raise ValueError("h5 features need json_path (labels and splits)")
     meta = load_caption_json(json_path)
     paths = duch_h5.feature_paths(h5_path, dataset, image_aug, text_aug)
-    read = lambda name, key: duch_h5.read_h5_array(paths[name], key).astype(np.float32)
     n, k = meta.num_images, meta.captions_per_image
+    # Row counts are checked against the JSON's images and captions (a caption
+    # file with other rows must not be reshaped into scrambled captions), and
+    # non-finite values are an error naming the file.
+    arrays, _ = duch_h5.load_raw_features(paths, n, k)
+    f32 = lambda name: np.asarray(arrays[name], np.float32)  # noqa: E731
     num_classes = len(meta.class_names)
     return {
-        "image_features": read("image", duch_h5.IMAGE_KEY),
-        "image_features_aug": read("image_aug", duch_h5.IMAGE_KEY),
-        "text_features": read("caption", duch_h5.CAPTION_KEY).reshape(n, k, -1),
-        "text_features_aug": read("caption_aug", duch_h5.CAPTION_KEY).reshape(n, k, -1),
+        "image_features": f32("image"),
+        "image_features_aug": f32("image_aug"),
+        "text_features": f32("caption").reshape(n, k, -1),
+        "text_features_aug": f32("caption_aug").reshape(n, k, -1),
         "labels": np.eye(num_classes, dtype=np.float32)[meta.labels],
         "json_split": np.asarray(meta.splits, object),
     }

@@ -9,6 +9,10 @@ layer names and shapes.
   zoo          ``get_model(name, num_classes)``: the dict of backbones
   preprocess   module: ``preprocess.preprocess(name, images)``, PIL resizing
   torch_io     ``read_state_dict(path)``: legacy/zip .pth, .safetensors, .npz
+  torch_pickle the restricted unpickler of .pth files and the tensors it rebuilds
+  torch_zip    zip .pth archives, truncated ones included
+  safetensors_io  a validating .safetensors reader
+  weight_checks   ``WeightFileError``: views checked against their storages
   convert      ``torch_to_linen``: strict state-dict -> linen variables
   minilm       ``TextEncoder``: all-MiniLM-L6-v2 sentence embeddings (linen BERT)
   minilm_model ``MiniLM``: the linen BERT network and its poolings
@@ -35,6 +39,7 @@ from jaxcxai.models.torch_io import UnsafePickleError as UnsafePickleError
 from jaxcxai.models.torch_io import read_state_dict as read_state_dict
 from jaxcxai.models.vgg import VGG as VGG
 from jaxcxai.models.vit import VisionTransformer as VisionTransformer
+from jaxcxai.models.weight_checks import WeightFileError as WeightFileError
 from jaxcxai.models.zoo import MODELS as MODELS
 from jaxcxai.models.zoo import get_model as get_model
 from jaxcxai.models.zoo import host_init as host_init
@@ -52,6 +57,7 @@ __all__ = [
     "SmallCNN",
     "UnsafePickleError",
     "VisionTransformer",
+    "WeightFileError",
     "WeightMismatchError",
     "get_model",
     "host_init",

@@ -27,7 +27,15 @@ import jax
 import numpy as np
 from flax import traverse_util
 
-__all__ = ["WeightMismatchError", "linen_to_torch", "torch_to_linen"]
+from jaxcxai.models.weight_checks import WeightFileError
+
+__all__ = [
+    "WeightFileError",
+    "WeightMismatchError",
+    "check_finite_weights",
+    "linen_to_torch",
+    "torch_to_linen",
+]
 
 _IGNORED_SUFFIXES = ("num_batches_tracked",)
 
@@ -35,6 +43,32 @@ _IGNORED_SUFFIXES = ("num_batches_tracked",)
 class WeightMismatchError(ValueError):
     """A state dict does not fit a model: lists every missing, unexpected and
     mis-shaped key at once."""
+
+
+def check_finite_weights(
+    state_dict: Mapping[str, np.ndarray], source: str = "state dict"
+) -> None:
+    """Rejects NaN/inf in any floating tensor (a corrupt or diverged file).
+
+    Raises:
+      WeightFileError: ``source`` and every bad tensor with its count, e.g.
+        ``"w.pth: 1 tensor(s) hold non-finite values: bn.running_var (2 of 4)"``.
+    """
+    bad = []
+    for key, value in state_dict.items():
+        value = np.asarray(value)
+        n = 0
+        # kind "V": the ml_dtypes floats (bfloat16, float8), which isfinite knows.
+        if np.issubdtype(value.dtype, np.inexact) or value.dtype.kind == "V":
+            n = int(value.size - np.count_nonzero(np.isfinite(value)))
+        if n:
+            bad.append(f"{key} ({n} of {value.size})")
+    if bad:
+        raise WeightFileError(
+            f"{source}: {len(bad)} tensor(s) hold non-finite values: "
+            + ", ".join(bad[:10])
+            + (f" (+{len(bad) - 10} more)" if len(bad) > 10 else "")
+        )
 
 
 def _torch_key(collection: str, path: tuple[str, ...]) -> str:
@@ -98,6 +132,7 @@ def torch_to_linen(
 
     Raises:
       WeightMismatchError: listing all missing, unexpected and mis-shaped keys.
+      WeightFileError: a tensor the model uses holds NaN or inf.
     """
     used, missing, misshaped = set(), [], []
     out: dict[str, dict] = {}
@@ -130,6 +165,10 @@ def torch_to_linen(
                 lines.append(f"  {len(items)} {title} key(s):")
                 lines.extend(f"    {item}" for item in items)
         raise WeightMismatchError("\n".join(lines))
+    check_finite_weights(
+        {_torch_key(c, p): v for c, tree in out.items() for p, v in tree.items()},
+        source,
+    )
     return {c: traverse_util.unflatten_dict(tree) for c, tree in out.items()}
 
 

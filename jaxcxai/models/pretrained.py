@@ -19,6 +19,7 @@ import dataclasses
 import importlib.util
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from flax import traverse_util
 
 from jaxcxai.models.convert import torch_to_linen
 from jaxcxai.models.torch_io import read_state_dict
+from jaxcxai.models.weight_checks import WeightFileError
 from jaxcxai.models.zoo import get_model
 
 __all__ = [
@@ -150,10 +152,18 @@ def load_weights(
 
     Raises:
       WeightMismatchError: the file does not fit the model (lists all keys).
+      WeightFileError: the file is truncated or malformed, or holds NaN/inf
+        (names the file and the tensor).
     """
     state = read_state_dict(path)
     if num_classes is None:
-        head_bias = state.get(f"{_HEADS.get(name, 'fc')}.bias")
+        head_key = f"{_HEADS.get(name, 'fc')}.bias"
+        head_bias = state.get(head_key)
+        if head_bias is not None and (head_bias.ndim != 1 or head_bias.size == 0):
+            raise WeightFileError(
+                f"{path}: tensor {head_key!r} has shape {head_bias.shape}; a "
+                "classifier bias is 1-D and non-empty"
+            )
         # Without a head bias the strict conversion below reports what is missing.
         num_classes = 1000 if head_bias is None else int(head_bias.shape[0])
     model = get_model(name, num_classes)
@@ -179,7 +189,7 @@ def load_pretrained(name: str) -> tuple[nn.Module, dict[str, Any]]:
     if cached.is_file():
         try:
             return model, _load_npz(cached)
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
             pass  # Unreadable cache: convert again and overwrite it.
     _, variables = load_weights(name, path, num_classes=1000)
     try:

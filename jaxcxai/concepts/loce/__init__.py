@@ -1,0 +1,57 @@
+"""Local concept embeddings (LoCE / GCPV) and their distribution analyses.
+
+fit         per-sample LoCE fits, vmapped, micro-batched and sharded; GLoCE
+objectives  LoCE / GCPV objectives as swappable pure losses, the AdamW scan
+projection  LoCE projections and the per-sample loss
+reference   the reference code's batched fit and the shared-vector baseline
+store       LoCE results as arrays: IoUs, atomic, resumable storage
+pipeline    per-instance LoCEs of SynthAerial scenes: instance table,
+            targets, chunked fitting into a store
+analysis    centroids, projection segmentation, kNN / nearest-centroid,
+            separation, overlap, retrieval, outlier scores
+clustering  hierarchical clustering and purity, GMMs selected by BIC,
+            2-D embeddings
+summary     summaries over plain arrays: separation with the car/truck rank,
+            sub-concept ARIs, retrieval, own-projection IoU
+plots       figures of the analyses
+"""
+
+from jaxcxai.concepts.loce import analysis as analysis
+from jaxcxai.concepts.loce import clustering as clustering
+from jaxcxai.concepts.loce import fit as fit
+from jaxcxai.concepts.loce import objectives as objectives
+from jaxcxai.concepts.loce import pipeline as pipeline
+from jaxcxai.concepts.loce import plots as plots
+from jaxcxai.concepts.loce import projection as projection
+from jaxcxai.concepts.loce import reference as reference
+from jaxcxai.concepts.loce import store as store
+from jaxcxai.concepts.loce import summary as summary
+from jaxcxai.concepts.loce.fit import fit_chunks as fit_chunks
+from jaxcxai.concepts.loce.fit import fit_concepts as fit_concepts
+from jaxcxai.concepts.loce.fit import fit_sharded as fit_sharded
+from jaxcxai.concepts.loce.objectives import BG_CONFIG as BG_CONFIG
+from jaxcxai.concepts.loce.objectives import GCPV_CONFIG as GCPV_CONFIG
+from jaxcxai.concepts.loce.objectives import LoceConfig as LoceConfig
+from jaxcxai.concepts.loce.store import LoceResults as LoceResults
+from jaxcxai.concepts.loce.store import load_results as load_results
+
+__all__ = [
+    "BG_CONFIG",
+    "GCPV_CONFIG",
+    "LoceConfig",
+    "LoceResults",
+    "analysis",
+    "clustering",
+    "fit",
+    "fit_chunks",
+    "fit_concepts",
+    "fit_sharded",
+    "load_results",
+    "objectives",
+    "pipeline",
+    "plots",
+    "projection",
+    "reference",
+    "store",
+    "summary",
+]

@@ -1,0 +1,310 @@
+"""LoCE results as arrays: IoUs, atomic storage and resumable fitting.
+
+Per layer a fit produces the LoCE matrix (N, C), the IoU of each LoCE's own
+projection on the T x T grid and at the original mask resolution, and
+optionally the uint8 projections (N, T, T). An index table (image id,
+concept, sub-concept, background; strings, "" when unknown) names the rows.
+
+`fit_to_store` fits chunk after chunk and writes each finished chunk as an
+atomic part file (`parts/chunk_000007.npz`) before recording it in
+`meta.json`; rerunning it on the same directory skips the recorded chunks, so
+an interrupted fit ends with the same arrays. The last step consolidates the
+parts into `results.npz` (written to a temporary name, then renamed).
+"""
+
+import dataclasses
+import itertools
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+
+from jaxcxai.concepts.loce import fit as loce
+from jaxcxai.concepts.loce import projection
+from jaxcxai.concepts.loce.objectives import LoceConfig
+from jaxcxai.data.resample import interpolation_matrix
+
+__all__ = [
+    "INDEX_FIELDS",
+    "LoceChunk",
+    "LoceResults",
+    "fit_to_store",
+    "iou_on_grid",
+    "iou_original",
+    "load_results",
+    "save_results",
+]
+
+INDEX_FIELDS = ("image_id", "concept", "sub_concept", "background")
+_HI = jax.lax.Precision.HIGHEST
+
+
+class LoceChunk(NamedTuple):
+    """One chunk of fitting input.
+
+    Attributes:
+      acts: (n, [V,] C, h, w) array, or {layer: array}.
+      targets: (n, [V,] T, T) soft targets (or {layer: targets} for GCPV's
+        native-resolution masks).
+      masks: optional n original-resolution binary masks (any shapes).
+      index: optional {field: n values} for `INDEX_FIELDS`.
+    """
+
+    acts: Any
+    targets: Any
+    masks: Sequence[np.ndarray] | None = None
+    index: Mapping[str, Sequence] | None = None
+
+
+@dataclasses.dataclass
+class LoceResults:
+    """layers: {layer: {"loce", "iou", "iou_orig"[, "proj"]}}; index: {field: (N,)}."""
+
+    layers: dict[str, dict[str, np.ndarray]]
+    index: dict[str, np.ndarray]
+    meta: dict
+
+
+def iou_on_grid(z, t, *, target_threshold=0.5, smooth=0.0) -> jax.Array:
+    """IoU of [sigmoid(z) > 0.5] (i.e. z > 0) against [t > target_threshold].
+
+    Args:
+      z: (..., H, W) logits; t: (..., H, W) targets.
+      target_threshold: 0.5 here; the BG code uses t > 0 with smooth=1e-4.
+      smooth: added to intersection and union; with 0 an empty union is 0.
+
+    Returns:
+      (...) IoUs.
+    """
+    pred, truth = z > 0, t > target_threshold
+    inter = jnp.sum(pred & truth, axis=(-2, -1)).astype(jnp.float32)
+    union = jnp.sum(pred | truth, axis=(-2, -1)).astype(jnp.float32)
+    return jnp.where(
+        union + smooth > 0, (inter + smooth) / jnp.maximum(union + smooth, 1e-30), 0.0
+    )
+
+
+@jax.jit
+def _iou_resized(proj, masks, a_h, a_w):
+    up = jnp.einsum(
+        "Hh,nhw,Ww->nHW", a_h, proj.astype(jnp.float32) / 255.0, a_w, precision=_HI
+    )
+    pred, truth = up > 0.5, masks
+    inter = jnp.sum(pred & truth, axis=(-2, -1)).astype(jnp.float32)
+    union = jnp.sum(pred | truth, axis=(-2, -1)).astype(jnp.float32)
+    return jnp.where(union > 0, inter / jnp.maximum(union, 1.0), 0.0)
+
+
+def iou_original(proj, masks: Sequence[np.ndarray]) -> np.ndarray:
+    """The reference's stored "loss": IoU at the original mask resolution.
+
+    The uint8 projection is resized like `skimage.transform.resize(order=1)`
+    (float in [0, 1]), thresholded at > 0.5 and compared with the binary mask
+    (Jaccard; 0 when both are empty, as sklearn's default).
+
+    Args:
+      proj: (N, T, T) uint8 projections.
+      masks: N binary masks, each of any (H_i, W_i).
+
+    Returns:
+      (N,) float32 IoUs. Masks of equal shape are evaluated as one batch.
+    """
+    proj = np.asarray(proj)
+    if len(masks) != proj.shape[0]:
+        raise ValueError(f"{len(masks)} masks for {proj.shape[0]} projections")
+    out = np.zeros(proj.shape[0], np.float32)
+    shapes = [tuple(np.shape(m)) for m in masks]
+    for shape in sorted(set(shapes)):
+        rows = np.array([i for i, s in enumerate(shapes) if s == shape])
+        a_h = interpolation_matrix(proj.shape[1], shape[0], "skimage")
+        a_w = interpolation_matrix(proj.shape[2], shape[1], "skimage")
+        batch = np.stack([np.asarray(masks[i]) > 0 for i in rows])
+        out[rows] = np.asarray(_iou_resized(proj[rows], batch, a_h, a_w))
+    return out
+
+
+def _atomic_write(path: str, write: Callable) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _write_json(path: str, obj: dict) -> None:
+    _atomic_write(
+        path, lambda f: f.write(json.dumps(obj, indent=1, sort_keys=True).encode())
+    )
+
+
+def _flat(layers: Mapping, index: Mapping) -> dict[str, np.ndarray]:
+    arrays = {
+        f"layer/{name}/{k}": np.asarray(v)
+        for name, d in layers.items()
+        for k, v in d.items()
+    }
+    arrays.update({f"index/{k}": np.asarray(v) for k, v in index.items()})
+    return arrays
+
+
+def _unflat(arrays: Mapping[str, np.ndarray]) -> tuple[dict, dict]:
+    layers: dict[str, dict[str, np.ndarray]] = {}
+    index = {}
+    for key, value in arrays.items():
+        kind, rest = key.split("/", 1)
+        if kind == "index":
+            index[rest] = value
+        else:
+            name, field = rest.rsplit("/", 1)
+            layers.setdefault(name, {})[field] = value
+    return layers, index
+
+
+def save_results(path: str, results: LoceResults) -> None:
+    """Writes `results.npz` and `meta.json` into directory `path`, atomically."""
+    os.makedirs(path, exist_ok=True)
+    arrays = _flat(results.layers, results.index)
+    _atomic_write(os.path.join(path, "results.npz"), lambda f: np.savez(f, **arrays))
+    _write_json(os.path.join(path, "meta.json"), dict(results.meta, finished=True))
+
+
+def load_results(path: str) -> LoceResults:
+    """Loads what `save_results` / `fit_to_store` wrote in directory `path`."""
+    file = os.path.join(path, "results.npz")
+    if not os.path.exists(file):
+        raise FileNotFoundError(f"no LoCE results at {file} (unfinished fit?)")
+    with np.load(file, allow_pickle=False) as data:
+        layers, index = _unflat({k: data[k] for k in data.files})
+    with open(os.path.join(path, "meta.json")) as f:
+        meta = json.load(f)
+    return LoceResults(layers, index, meta)
+
+
+def _index_columns(index, n: int) -> dict[str, np.ndarray]:
+    index = dict(index or {})
+    unknown = set(index) - set(INDEX_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown index fields {sorted(unknown)}; use {INDEX_FIELDS}")
+    cols = {}
+    for field in INDEX_FIELDS:
+        values = index.get(field, [""] * n)
+        if len(values) != n:
+            raise ValueError(
+                f"index field {field!r} has {len(values)} values for {n} samples"
+            )
+        cols[field] = np.asarray([str(x) for x in values], dtype=np.str_)
+    return cols
+
+
+def _fit_chunk(chunk: LoceChunk, config, mesh, key, with_projections) -> dict:
+    acts = chunk.acts if isinstance(chunk.acts, Mapping) else {"layer": chunk.acts}
+    out = {}
+    for name, a in acts.items():
+        t = chunk.targets[name] if isinstance(chunk.targets, Mapping) else chunk.targets
+        t = np.asarray(t, np.float32)
+        if mesh is None:
+            v = loce.fit_batch(a, t, config=config, key=key)
+        else:
+            v = loce.fit_sharded(a, t, config=config, mesh=mesh, key=key)
+        v = np.asarray(v)
+        grid = t.shape[-2:]
+        z = jax.vmap(
+            lambda v_, a_, g=grid: projection.logits(v_, a_, g, mode=config.interp)
+        )(v, jnp.asarray(a))
+        res = {"loce": v, "iou": np.asarray(iou_on_grid(z, t))}
+        if chunk.masks is not None or with_projections:
+            proj = np.asarray(
+                (255.0 * jax.nn.sigmoid(jnp.clip(z, -10, 10))).astype(jnp.uint8)
+            )
+            if with_projections:
+                res["proj"] = proj
+            if chunk.masks is not None:
+                single = proj if proj.ndim == 3 else proj[:, 0]  # first view
+                res["iou_orig"] = iou_original(single, chunk.masks)
+        res.setdefault("iou_orig", np.full(v.shape[0], np.nan, np.float32))
+        out[name] = res
+    return out
+
+
+def fit_to_store(
+    chunks: Iterable | Callable[[int], Iterable],
+    directory: str,
+    *,
+    config=LoceConfig(),
+    mesh: Mesh | None = None,
+    key=None,
+    with_projections: bool = False,
+) -> LoceResults:
+    """Fits LoCEs chunk by chunk into `directory`, resuming where it stopped.
+
+    Args:
+      chunks: an iterable of `LoceChunk` (or `(acts, targets)` tuples), or a
+        callable `start -> iterable` that starts at chunk `start` (lets a
+        resumed run skip loading finished chunks; a plain iterable is skipped
+        through).
+      directory: output directory (`meta.json`, `parts/`, `results.npz`).
+      config: the `LoceConfig`; a resumed run must use the same one.
+      mesh: shard each chunk over this mesh's `data` axis (None: one device).
+      key: PRNG key for random inits; chunk i uses fold_in(key, i).
+      with_projections: also store the uint8 projections (N, [V,] T, T).
+
+    Returns:
+      The consolidated `LoceResults` (rows in chunk order).
+    """
+    meta_path = os.path.join(directory, "meta.json")
+    parts = os.path.join(directory, "parts")
+    meta = {"config": dataclasses.asdict(config), "with_projections": with_projections}
+    if os.path.exists(meta_path):
+        with open(meta_path) as f:
+            old = json.load(f)
+        if old.get("finished"):
+            return load_results(directory)
+        if {k: old.get(k) for k in meta} != meta:
+            raise ValueError(
+                f"{directory} holds a fit with another config: {old}; use a new directory"
+            )
+        meta = old
+    meta.setdefault("chunks_done", 0)
+    os.makedirs(parts, exist_ok=True)
+    start = meta["chunks_done"]
+    stream = (
+        chunks(start) if callable(chunks) else itertools.islice(chunks, start, None)
+    )
+    for i, chunk in enumerate(stream, start=start):
+        chunk = LoceChunk(*chunk)
+        k = None if key is None else jax.random.fold_in(key, i)
+        layers = _fit_chunk(chunk, config, mesh, k, with_projections)
+        n = next(iter(layers.values()))["loce"].shape[0]
+        arrays = _flat(layers, _index_columns(chunk.index, n))
+        _atomic_write(
+            os.path.join(parts, f"chunk_{i:06d}.npz"),
+            lambda f, a=arrays: np.savez(f, **a),
+        )
+        meta["chunks_done"] = i + 1
+        _write_json(meta_path, meta)
+    results = _consolidate(parts, meta["chunks_done"], meta)
+    save_results(directory, results)
+    shutil.rmtree(parts, ignore_errors=True)
+    return results
+
+
+def _consolidate(parts: str, n_chunks: int, meta: dict) -> LoceResults:
+    pieces = []
+    for i in range(n_chunks):
+        with np.load(
+            os.path.join(parts, f"chunk_{i:06d}.npz"), allow_pickle=False
+        ) as d:
+            pieces.append({k: d[k] for k in d.files})
+    if not pieces:
+        raise ValueError("no chunks were fitted (empty input)")
+    arrays = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
+    layers, index = _unflat(arrays)
+    meta = dict(meta, n=int(len(next(iter(index.values())))), layers=sorted(layers))
+    return LoceResults(layers, index, meta)
