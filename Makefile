@@ -2,7 +2,7 @@
 #   make demo   installs (into ./.venv) and runs the main job on SynthAerial
 #   make test   installs and runs the lint and the test suite
 PY := .venv/bin/python
-WORKDIR ?= workdirs/reproduce
+WORKDIR ?= workdirs/reproduce-$(VARIANT)
 VARIANT ?= default
 export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
 

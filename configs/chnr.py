@@ -1,4 +1,5 @@
-"""CHNR: DUCH with a noise detector for noisy image-text pairs (hashing.md §5).
+"""CHNR: DUCH with a noise detector for noisy image-text pairs (Mikriukov et al.,
+ICIP 2022).
 
     python -m train.hashing --config configs/chnr.py:ucm --workdir workdirs/chnr_ucm \\
         --config.chnr.noise_prob=0.3 --config.chnr.noise_weights=exp
@@ -14,8 +15,8 @@ meta phase stays cheap on CPU) and `synthaerial_tiny` (CI: 6 + 6 epochs).
 training set. `chnr.noise_weights`: normal (NW), exp (EW), dis (DW) or
 ones; the CHNR experiments' "DUCH" baseline is
 `noise_weights=ones, clean_epochs=0`. Reported mAP@20 (64 bits):
-`/work/shared/data/chnr_reported_{ucm,rsicd}.csv`, e.g. UCM p=0.2, NW:
-I->T 0.846, T->I 0.908.
+`plots/plots_table_{ucm,rsicd}.csv` of the reference repository
+(comrados/noisy_captions), e.g. UCM p=0.2, NW: I->T 0.846, T->I 0.908.
 
 Quirk flags (True = reference), besides those of configs/duch.py:
   chnr_clean_label_bug          (11) the clean set yields labels[t], not
@@ -46,6 +47,26 @@ QUIRKS = duch.QUIRKS + (
 )
 
 
+# Checked before anything is written (configs/validate.py): DUCH's rules plus
+# the noise detector's.
+CONSTRAINTS = {
+    **duch.CONSTRAINTS,
+    "> 0": duch.CONSTRAINTS["> 0"] + (
+        "chnr.detector_blocks", "chnr.det_lr",
+    ),
+    ">= 0": duch.CONSTRAINTS[">= 0"] + (
+        "chnr.clean_epochs", "chnr.detector_hidden", "chnr.det_weight_decay",
+    ),
+    "[0, 1)": duch.CONSTRAINTS["[0, 1)"] + (
+        "chnr.detector_dropout", "chnr.det_b1", "chnr.det_b2",
+    ),
+    "[0, 1]": ("chnr.noise_prob",),
+    "(0, 1]": duch.CONSTRAINTS["(0, 1]"] + ("chnr.clean_fraction",),
+}  # fmt: skip
+BATCH_LIMITS = duch.BATCH_LIMITS
+DEVICE_BATCHES = duch.DEVICE_BATCHES
+
+
 def get_config(variant=None):
     variant = variant or "ucm"
     if variant not in VARIANTS:
@@ -67,19 +88,19 @@ def get_config(variant=None):
     c.eval.eval_every_epochs = (6 if aerial else 2) if tiny else 25
 
     c.chnr = ml_collections.ConfigDict()
-    c.chnr.noise_prob = 0.2
-    c.chnr.clean_fraction = 0.2 if variant == "rsicd" else 0.3
-    c.chnr.clean_epochs = (6 if aerial else 2) if tiny else 75
-    c.chnr.noise_weights = "normal"
+    c.chnr.noise_prob = 0.2  # share of training pairs given a wrong caption
+    c.chnr.clean_fraction = 0.2 if variant == "rsicd" else 0.3  # clean share
+    c.chnr.clean_epochs = (6 if aerial else 2) if tiny else 75  # meta-phase epochs
+    c.chnr.noise_weights = "normal"  # pair weights: normal | exp | dis | ones
     # 0: the joint feature width (1280 for UCM). SynthAerial's is 1664; 512
     # keeps the meta phase (gradient penalty) cheap on CPU.
-    c.chnr.detector_hidden = (32 if tiny else 512) if aerial else 0
-    c.chnr.detector_blocks = 3
-    c.chnr.detector_dropout = 0.2
-    c.chnr.det_lr = 1e-4
-    c.chnr.det_b1 = 0.5
-    c.chnr.det_b2 = 0.9
-    c.chnr.det_weight_decay = 1e-3
+    c.chnr.detector_hidden = (32 if tiny else 512) if aerial else 0  # D_N; 0: joint
+    c.chnr.detector_blocks = 3  # noise detector D_N blocks
+    c.chnr.detector_dropout = 0.2  # D_N dropout rate
+    c.chnr.det_lr = 1e-4  # D_N Adam learning rate
+    c.chnr.det_b1 = 0.5  # D_N Adam beta1
+    c.chnr.det_b2 = 0.9  # D_N Adam beta2
+    c.chnr.det_weight_decay = 1e-3  # D_N weight decay
 
     for name in QUIRKS[len(duch.QUIRKS) :]:
         c.quirks[name] = variant != "fixed"

@@ -15,6 +15,22 @@ import ml_collections
 
 VARIANTS = ("small_cnn", "resnet18", "small_cnn_tiny", "resnet18_tiny")
 
+# Checked before anything is written (configs/validate.py).
+CONSTRAINTS = {
+    "> 0": (
+        "data.image_size", "data.num_train", "data.num_test", "train.batch_size",
+        "train.steps", "train.lr", "train.log_every", "train.checkpoint_every",
+        "train.keep_checkpoints", "mesh.num_model",
+    ),
+    ">= 0": (
+        "seed", "data.seed", "train.weight_decay", "train.multilabel_weight",
+        "train.eval_every",
+    ),
+    "[0, 1]": ("data.boat_on_water_p",),
+}  # fmt: skip
+BATCH_LIMITS = (("train.batch_size", "data.num_train"),)
+DEVICE_BATCHES = {"train.batch_size": "mesh"}
+
 
 def get_config(variant=None):
     variant = variant or "small_cnn"
@@ -22,29 +38,29 @@ def get_config(variant=None):
         raise KeyError(f"{variant!r}; valid: {', '.join(VARIANTS)}")
     tiny = variant.endswith("_tiny")
     c = ml_collections.ConfigDict()
-    c.seed = 0
+    c.seed = 0  # parameter init and batch order
     c.model = ml_collections.ConfigDict()
-    c.model.name = variant.removesuffix("_tiny")
+    c.model.name = variant.removesuffix("_tiny")  # a jaxcxai.models.zoo name
     c.data = ml_collections.ConfigDict()
-    c.data.name = "synthaerial"
-    c.data.image_size = 32 if tiny else 64
-    c.data.num_train = 256 if tiny else 4000
-    c.data.num_test = 64 if tiny else 800
-    c.data.seed = 0
-    c.data.boat_on_water_p = 0.9
+    c.data.name = "synthaerial"  # "synthaerial" | "digits" (sklearn 8 x 8)
+    c.data.image_size = 32 if tiny else 64  # scene side (px)
+    c.data.num_train = 256 if tiny else 4000  # training images
+    c.data.num_test = 64 if tiny else 800  # test images (seed + 10_000)
+    c.data.seed = 0  # scene generator seed of the training split
+    c.data.boat_on_water_p = 0.9  # planted boat/water correlation
     c.train = ml_collections.ConfigDict()
     resnet = c.model.name == "resnet18"
-    c.train.batch_size = 32 if tiny or resnet else 64
+    c.train.batch_size = 32 if tiny or resnet else 64  # global batch
     # Sized for a 2-core CPU main job (a few minutes each); scene accuracy
     # saturates early on SynthAerial. Raise on accelerators.
-    c.train.steps = 30 if tiny else (250 if resnet else 800)
-    c.train.lr = 1e-3
-    c.train.weight_decay = 1e-4
-    c.train.multilabel_weight = 1.0
-    c.train.log_every = 10 if tiny else 50
-    c.train.checkpoint_every = 20 if tiny else 100
-    c.train.keep_checkpoints = 2
-    c.train.eval_every = 0 if tiny else 250
+    c.train.steps = 30 if tiny else (250 if resnet else 800)  # optimizer steps
+    c.train.lr = 1e-3  # peak AdamW learning rate (cosine decay)
+    c.train.weight_decay = 1e-4  # AdamW weight decay
+    c.train.multilabel_weight = 1.0  # weight of the object-presence BCE term
+    c.train.log_every = 10 if tiny else 50  # steps between metrics.jsonl records
+    c.train.checkpoint_every = 20 if tiny else 100  # steps between checkpoints
+    c.train.keep_checkpoints = 2  # newest checkpoints kept
+    c.train.eval_every = 0 if tiny else 250  # steps between test evals; 0: end only
     c.mesh = ml_collections.ConfigDict()
-    c.mesh.num_model = 1
+    c.mesh.num_model = 1  # model-parallel axis size (1: pure data parallel)
     return c

@@ -12,13 +12,13 @@ record (default `bench_results/NAME.json`, written atomically).
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import os
 import platform
 import sys
 
+from configs import cli
 from jaxcxai import hostmem
 
 # Benchmarks that shard over a mesh get 8 fake CPU devices (the flag only
@@ -62,6 +62,26 @@ BENCHMARKS = {
     "loce": (
         "eval.benches.loce",
         "LoCE per-sample fits, 256 x C=256 x 16x16 -> T=100 (vs eager-PyTorch reference)",
+    ),
+    "kernel_shap": (
+        "eval.benches.kernel_shap",
+        "200 KernelSHAP explanations of a 12-feature MLP vs shap.KernelExplainer",
+    ),
+    "lime_tabular": (
+        "eval.benches.lime_tabular",
+        "200 tabular LIME explanations, 5000 samples each, vs the lime package",
+    ),
+    "integrated_gradients": (
+        "eval.benches.integrated_gradients",
+        "Integrated Gradients, 64 images 64x64, 50 steps, vs Captum",
+    ),
+    "smoothgrad": (
+        "eval.benches.smoothgrad",
+        "SmoothGrad, 50 noisy copies, vs Captum NoiseTunnel",
+    ),
+    "nmf_bulk": (
+        "eval.benches.nmf_bulk",
+        "3 layers x 8 seeds of NMF (k=10, 4096 x {384,512,512}) vs sklearn NMF(mu)",
     ),
 }
 
@@ -128,7 +148,14 @@ def set_cpu_devices(name: str) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """`python -m eval.bench`; a user mistake is one `error:` line (exit 2)."""
+    return cli.guard(_main, argv)
+
+
+def _main(argv) -> int:
+    parser = cli.ArgumentParser(
+        prog="python -m eval.bench", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("name", nargs="?")
     parser.add_argument("--quick", action="store_true", help="under 3 min on 2 cores")
     parser.add_argument("--out", help="JSON output path")
@@ -138,6 +165,11 @@ def main(argv=None) -> int:
         for name, (_, what) in sorted(BENCHMARKS.items()):
             print(f"{name:22s} {what}")
         return 0
+    if args.name not in BENCHMARKS:
+        valid = ", ".join(sorted(BENCHMARKS))
+        raise cli.ConfigError(f"unknown benchmark {args.name!r}; valid: {valid}")
+    if args.out and os.path.isdir(args.out):
+        raise cli.ConfigError(f"--out {args.out} is a directory; give a JSON file path")
     set_cpu_devices(args.name)
     # Ours and the baseline run in this process, so both get this allocator.
     hostmem.keep_freed_memory()

@@ -12,22 +12,28 @@ marks, and predicted concept masks over held-out images
 
 from __future__ import annotations
 
-import logging
-
 from configs import cli
-from jaxcxai import hostmem
 from jaxcxai.concepts.probes import evaluation
 from jaxcxai.concepts.probes.study import ProbeStudy
 from jaxcxai.training.backbone import load_trained
 
+CONFIG = "configs/probes.py"  # default config file (`--help` lists it)
 
-def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    hostmem.keep_freed_memory()
-    args = cli.parse_args(argv, description=__doc__.splitlines()[0])
-    study = cli.to_spec(ProbeStudy, args.config)
-    out = evaluation.evaluate(study, args.workdir, load_trained(study.backbone))
-    print(out["markdown"])
+
+def main(argv=None) -> dict:
+    """`python -m eval.concepts`: DIR must hold a `train.probes` run of the
+    same config."""
+
+    def run(args):
+        study = cli.to_spec(ProbeStudy, args.config)
+        out = evaluation.evaluate(study, args.workdir, load_trained(study.backbone))
+        print(out["markdown"])
+        return out
+
+    return cli.main(
+        run, argv, prog="eval.concepts", config=CONFIG, doc=__doc__,
+        existing_workdir="python -m train.probes",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

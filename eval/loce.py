@@ -11,23 +11,30 @@ heatmaps, retrieval curves, outlier tiles and centroid-projection overlays.
 
 from __future__ import annotations
 
-import logging
 import os
 
 from configs import cli
-from jaxcxai import hostmem
 from jaxcxai.concepts.loce import evaluation, study
 from jaxcxai.training.backbone import load_trained
 
+CONFIG = "configs/loce.py"  # default config file (`--help` lists it)
 
-def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    hostmem.keep_freed_memory()
-    args = cli.parse_args(argv, description=__doc__.splitlines()[0])
-    spec = cli.to_spec(study.LoceStudy, args.config)
-    out = evaluation.analyze(spec, args.workdir, load_trained(spec.backbone))
-    print(out["markdown"])
-    print(f"report: {os.path.join(args.workdir, evaluation.REPORT)}")
+
+def main(argv=None) -> dict:
+    """`python -m eval.loce`: DIR must hold a `train.loce` run of the same
+    config."""
+
+    def run(args):
+        spec = cli.to_spec(study.LoceStudy, args.config)
+        out = evaluation.analyze(spec, args.workdir, load_trained(spec.backbone))
+        print(out["markdown"])
+        print(f"report: {os.path.join(args.workdir, evaluation.REPORT)}")
+        return out
+
+    return cli.main(
+        run, argv, prog="eval.loce", config=CONFIG, doc=__doc__,
+        existing_workdir="python -m train.loce",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

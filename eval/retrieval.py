@@ -15,13 +15,13 @@ Ties in distance are ranked by database index; "map@K" is the reference
 `jaxcxai.metrics.retrieval`).
 """
 
-import argparse
 import json
 import os
 import tempfile
 
 import numpy as np
 
+from configs import cli
 from jaxcxai.metrics import retrieval
 
 CROSS_MODAL = ("query_image", "query_text", "db_image", "db_text")
@@ -119,23 +119,42 @@ def plot_pr(results: dict, path: str) -> None:
     plt.close(fig)
 
 
+def _map_k(text: str):
+    return "all" if text == "all" else cli.positive_int(text)
+
+
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """`python -m eval.retrieval`; a user mistake is one `error:` line."""
+    return cli.guard(_main, argv)
+
+
+def _main(argv) -> dict:
+    p = cli.ArgumentParser(
+        prog="python -m eval.retrieval", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--codes", required=True, help="npz with codes and labels")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--map-k", nargs="+", default=["20"], help="K values or 'all'")
     p.add_argument(
-        "--pk-k", nargs="+", type=int, default=list(retrieval.REFERENCE_PK_KS)
+        "--map-k", nargs="+", type=_map_k, default=[20], help="K values or 'all'"
     )
     p.add_argument(
-        "--radii", nargs="+", type=int, default=list(retrieval.REFERENCE_RADII)
+        "--pk-k",
+        nargs="+",
+        type=cli.positive_int,
+        default=list(retrieval.REFERENCE_PK_KS),
     )
+    p.add_argument(
+        "--radii", nargs="+", type=cli.non_negative_int,
+        default=list(retrieval.REFERENCE_RADII),
+    )  # fmt: skip
     p.add_argument("--normalize", choices=("min_k_r", "hits"), default="min_k_r")
     p.add_argument("--binarize", action="store_true", help="map x >= 0 to +1, else -1")
     args = p.parse_args(argv)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise cli.ConfigError(f"--out {args.out} is a file, not a directory")
 
     codes, query_labels, db_labels = load_codes(args.codes, args.binarize)
-    map_ks = tuple(None if k == "all" else int(k) for k in args.map_k)
+    map_ks = tuple(None if k == "all" else k for k in args.map_k)
     results = evaluate(
         codes,
         query_labels,

@@ -12,18 +12,18 @@ Layer 1, models, data and pure metrics:
   models          flax.linen backbones with named activations, weight import,
                   packaged pretrained weights, MiniLM text encoder
   data            SynthAerial (the embedded default) and real-format loaders
-  metrics         retrieval and segmentation metrics; explanation metrics
-                  (`metrics.explanations`, with the attribution layer)
+  metrics         retrieval, segmentation and explanation metrics
 Layer 2, training and shared method layers:
   training        TrainState, the `train_step(state, batch, key)` contract,
                   the loop, trained backbones (`load_trained`)
   features        sharded, cached activation extraction
   feature_cache   the on-disk feature cache (reader and chunk writers)
-  attribution     (to come) saliency, IG, SmoothGrad, Grad-CAM, occlusion,
-                  KernelSHAP, LIME, TreeSHAP, concept attribution
+  attribution     saliency, IG, SmoothGrad, Grad-CAM, occlusion, KernelSHAP,
+                  LIME, RISE, TreeSHAP, concept attribution
 Layer 3, method families:
-  concepts        probes (Net2Vec, TCAV), loce (LoCE and its analyses); to
-                  come: discovery, stability, comparison, background
+  concepts        probes (Net2Vec, TCAV), loce (LoCE and its analyses),
+                  discovery (NMF/ICE, PCA, ICA, SAE, ...); to come:
+                  stability, comparison, background
   hashing         DUCH / CHNR hashing and exact Hamming search
   uncertainty     (to come) epistemic estimators and uncertainty gating
   adversarial     (to come) attacks dissected in concept space

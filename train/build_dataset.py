@@ -10,25 +10,40 @@ stream after the training images so the splits are disjoint). Read it back with
 
 from __future__ import annotations
 
-import argparse
+import os
 import time
 
+from configs import cli
 from jaxcxai.data import synthaerial, tfds_builder
 
 
 def main(argv=None) -> str:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True, help="TFDS data_dir to write into")
-    p.add_argument("--num", type=int, required=True, help="training images")
-    p.add_argument("--num-test", type=int, default=None, help="default: num // 5")
-    p.add_argument("--size", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--boat-on-water-p", type=float, default=0.9)
-    p.add_argument(
-        "--scenes", nargs="*", default=None, help=f"subset of {synthaerial.SCENES}"
+    """`python -m train.build_dataset`; a user mistake is one `error:` line."""
+    return cli.guard(_main, argv)
+
+
+def _main(argv) -> str:
+    p = cli.ArgumentParser(
+        prog="python -m train.build_dataset", description=__doc__.splitlines()[0]
     )
+    p.add_argument("--out", required=True, help="TFDS data_dir to write into")
+    p.add_argument(
+        "--num", type=cli.positive_int, required=True, help="training images"
+    )
+    p.add_argument(
+        "--num-test", type=cli.non_negative_int, default=None, help="default: num // 5"
+    )
+    p.add_argument("--size", type=cli.positive_int, default=128, help="image side (px)")
+    p.add_argument("--seed", type=cli.non_negative_int, default=0)
+    p.add_argument("--boat-on-water-p", type=cli.probability, default=0.9)
+    p.add_argument(
+        "--scenes", nargs="*", default=None, choices=synthaerial.SCENES,
+        metavar="SCENE", help=f"subset of {', '.join(synthaerial.SCENES)}",
+    )  # fmt: skip
     p.add_argument("--preview", default=None, help="also save a sample grid PNG here")
     args = p.parse_args(argv)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise cli.ConfigError(f"--out {args.out} is a file, not a directory")
     num_test = args.num // 5 if args.num_test is None else args.num_test
 
     t0 = time.perf_counter()

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from configs import cli
-from jaxcxai import checkpoint, hostmem, parallel, training
+from jaxcxai import checkpoint, parallel, training
 from jaxcxai.data import pipeline
 from jaxcxai.metric_writers import JsonlWriter, write_json_atomic
 from jaxcxai.models.zoo import MODELS, get_model
@@ -113,11 +113,20 @@ def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict:
         idx = epoch_rows(step // per_epoch)[step % per_epoch]
         return parallel.shard_batch(pipeline.fetch(train, idx), mesh)
 
+    last_eval = {}
+
     def evaluate(state):
-        logits = classify.predict(state.apply_fn, state.variables(), pre, test["image"])
-        return classify.classification_metrics(
-            logits, test["label"], num_classes, test.get("multilabel")
-        )
+        # The loop evaluates at its last step; the final results reuse that.
+        step = int(state.step)
+        if last_eval.get("step") != step:
+            logging.info(
+                "evaluating %d test images at step %d", len(test["image"]), step
+            )
+            logits = classify.predict(state.apply_fn, state.variables(), pre,
+                                      test["image"], mesh=mesh)  # fmt: skip
+            last_eval.update(step=step, metrics=classify.classification_metrics(
+                logits, test["label"], num_classes, test.get("multilabel")))  # fmt: skip
+        return last_eval["metrics"]
 
     loss_fn = classify.classification_loss_fn(
         model.apply, pre, num_classes, config.train.multilabel_weight
@@ -141,13 +150,18 @@ def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict:
     return results
 
 
-def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    hostmem.keep_freed_memory()
-    args = cli.parse_args(argv, description=__doc__.splitlines()[0])
-    cli.save_config(args.config, args.workdir)
-    results = train_and_evaluate(args.config, args.workdir)
-    print(results)
+CONFIG = "configs/classifier.py"  # default config file (`--help` lists it)
+
+
+def main(argv=None) -> dict:
+    """`python -m train.classifier`; `--help` lists variants and fields."""
+
+    def run(args):
+        results = train_and_evaluate(args.config, args.workdir)
+        print(results)
+        return results
+
+    return cli.main(run, argv, prog="train.classifier", config=CONFIG, doc=__doc__)
 
 
 if __name__ == "__main__":

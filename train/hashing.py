@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from configs import cli
-from jaxcxai import checkpoint, hostmem, parallel, training
+from jaxcxai import checkpoint, parallel, training
 from jaxcxai.hashing import chnr, duch, feed, schedule
 from jaxcxai.hashing import data as hashing_data
 from jaxcxai.hashing.evaluation import evaluate
@@ -33,6 +33,7 @@ from jaxcxai.hashing.evaluation import save_codes as _save_codes
 from jaxcxai.metric_writers import JsonlWriter, write_json_atomic
 from jaxcxai.training import NonFiniteLossError
 
+CONFIG = "configs/duch.py"  # default config (`--help`); configs/chnr.py too
 # Logged as epoch means; every other metric (the loss terms) as epoch sums,
 # as the reference logs them.
 MEAN_METRICS = {"r1", "r2", "f1", "f2", "weight_mean"}
@@ -300,13 +301,13 @@ def load_features(config) -> dict:
     )
 
 
-def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    hostmem.keep_freed_memory()
-    args = cli.parse_args(argv, description=__doc__.splitlines()[0])
-    cli.save_config(args.config, args.workdir)
-    results = train_and_evaluate(args.config, args.workdir)
-    print(json.dumps(results["final"], indent=1))
+def main(argv=None) -> dict:
+    def run(args):
+        results = train_and_evaluate(args.config, args.workdir)
+        print(json.dumps(results["final"], indent=1))
+        return results
+
+    return cli.main(run, argv, prog="train.hashing", config=CONFIG, doc=__doc__)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,7 @@ last finished chunk; `jaxcxai.concepts.loce.study`), then analyses them
 
 from __future__ import annotations
 
-import logging
-
 from configs import cli
-from jaxcxai import hostmem
 from jaxcxai.concepts.loce import evaluation, study
 from jaxcxai.training.backbone import load_trained
 
@@ -36,13 +33,18 @@ def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict:
     return dict(out, num_loces=int(fitted.meta["n"]))
 
 
-def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    hostmem.keep_freed_memory()
-    args = cli.parse_args(argv, description=__doc__.splitlines()[0])
-    cli.save_config(args.config, args.workdir)
-    out = train_and_evaluate(args.config, args.workdir)
-    print(f"{out['num_loces']} LoCEs; report: {args.workdir}/loce_report.md")
+CONFIG = "configs/loce.py"  # default config file (`--help` lists it)
+
+
+def main(argv=None) -> dict:
+    """`python -m train.loce`; `--help` lists variants and fields."""
+
+    def run(args):
+        out = train_and_evaluate(args.config, args.workdir)
+        print(f"{out['num_loces']} LoCEs; report: {args.workdir}/loce_report.md")
+        return out
+
+    return cli.main(run, argv, prog="train.loce", config=CONFIG, doc=__doc__)
 
 
 if __name__ == "__main__":

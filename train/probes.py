@@ -18,10 +18,8 @@ not repeated. `python -m eval.concepts` re-evaluates a finished DIR.
 from __future__ import annotations
 
 import json
-import logging
 
 from configs import cli
-from jaxcxai import hostmem
 from jaxcxai.concepts.probes import evaluation, run
 from jaxcxai.concepts.probes.study import ProbeStudy
 from jaxcxai.training.backbone import load_trained
@@ -39,13 +37,18 @@ def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict:
     return dict(evaluation.evaluate(study, workdir, net, progress), meta=meta)
 
 
-def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    hostmem.keep_freed_memory()
-    args = cli.parse_args(argv, description=__doc__.splitlines()[0])
-    cli.save_config(args.config, args.workdir)
-    out = train_and_evaluate(args.config, args.workdir)
-    print(json.dumps(out["meta"]["seconds"]))
+CONFIG = "configs/probes.py"  # default config file (`--help` lists it)
+
+
+def main(argv=None) -> dict:
+    """`python -m train.probes`; `--help` lists variants and fields."""
+
+    def run(args):
+        out = train_and_evaluate(args.config, args.workdir)
+        print(json.dumps(out["meta"]["seconds"]))
+        return out
+
+    return cli.main(run, argv, prog="train.probes", config=CONFIG, doc=__doc__)
 
 
 if __name__ == "__main__":

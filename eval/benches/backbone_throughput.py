@@ -1,11 +1,12 @@
 """Backbone throughput at 224x224: forward and forward + input-gradient images/s.
 
 Ours: each jitted linen backbone (random init; pretrained for MobileNetV2).
-Baseline: an eager PyTorch MobileNetV2 written here from environment.md §3.4
-(torchvision cannot be imported next to CPU torch), loaded with the same packaged
-weights through ``torch.load``; outputs must agree to 1e-4. Without torch the
-baseline is "none" and ``agreement_ok`` is the golden check alone (chelsea ->
-Egyptian cat 0.74, coffee -> espresso 0.99, within 0.02).
+Baseline: an eager PyTorch MobileNetV2 written here in the torchvision layout
+(as ``jaxcxai.models.mobilenet`` describes it; torchvision cannot be imported
+next to CPU torch), loaded with the same packaged weights through
+``torch.load``; outputs must agree to 1e-4. Without torch the baseline is "none"
+and ``agreement_ok`` is the golden check alone (chelsea -> Egyptian cat 0.74,
+coffee -> espresso 0.99, within 0.02).
 
     python -m eval.bench backbone_throughput --quick
 """

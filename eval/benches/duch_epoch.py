@@ -5,7 +5,7 @@
 reference quirks on. Ours is the jitted global-batch step (`hashing.duch`)
 fed the way `train/hashing.py` feeds it (features resident on the device,
 batches gathered inside the step); the baseline is a faithful eager
-PyTorch (CPU) port of the reference training loop (hashing.md §3): a
+PyTorch (CPU) port of the reference training loop (comrados/duch): a
 per-item `Dataset` converted to tensors and collated by a `DataLoader`, four
 separate forward calls, two accumulated discriminator sub-steps with a
 double-backward gradient penalty, the hash step, the epoch-end B update and

@@ -1,5 +1,5 @@
 """The `duch_epoch` baseline: a faithful eager PyTorch port of the DUCH
-reference training loop (hashing.md §3), on the CPU or on CUDA.
+reference training loop (comrados/duch), on the CPU or on CUDA.
 
 A per-item `Dataset` collated by a `DataLoader`, four separate forward
 calls, two accumulated discriminator sub-steps with a double-backward

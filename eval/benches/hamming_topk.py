@@ -1,7 +1,7 @@
 """`hamming_topk`: exact top-k Hamming search, ours vs faiss IndexBinaryFlat.
 
-Setting (performance spec §3/§5): 1,000,000 random 64-bit database codes,
-1,000 queries, k = 100, exact search. Ours: `jaxcxai.hashing.search.
+Setting: 1,000,000 random 64-bit database codes, 1,000 queries, k = 100,
+exact search. Ours: `jaxcxai.hashing.search.
 hamming_topk` (group minima on the device, radius from counts, exact
 selection among <= ~k * group candidates: on the host on CPUs, on the
 device on accelerators, where the host selection is also timed). Baseline: faiss-cpu

@@ -1,11 +1,11 @@
 """`loce`: per-sample LoCE fitting, ours vs the reference algorithm in torch.
 
-Workload (performance.md §3): 256 samples, C = 256 channels, native 16 x 16
-activations, T = 100 target grid, the Net2Vec-linear ("bce") objective,
-AdamW(lr 0.1, wd 0.01) from zeros for 50 steps.
+Workload: 256 samples, C = 256 channels, native 16 x 16 activations, T = 100
+target grid, the Net2Vec-linear ("bce") objective, AdamW(lr 0.1, wd 0.01) from
+zeros for 50 steps.
 
-* Baseline: the reference algorithm re-typed from concepts.md §3.2 in eager
-  PyTorch on CPU: upsample the activations to T x T
+* Baseline: the reference algorithm re-typed from the LoCE reference code's
+  `loce_optimizer.py` in eager PyTorch on CPU: upsample the activations to T x T
   (`F.interpolate(bilinear, align_corners=False)`), one AdamW over a
   (64, C, 1, 1) parameter per batch of 64, 50 full-batch steps.
 * Ours: `loce.fit_batch` (project at native resolution, upsample the logits

@@ -1,10 +1,10 @@
 """`map_eval`: cross-modal Hamming-ranking evaluation, ours vs the per-query loop.
 
-Setting (performance spec §3/§5): 2,000 queries x 20,000 database items,
-64-bit codes, 24 classes (random multi-hot labels), four directions (I->T,
-T->I, I->I, T->T). Metrics: mAP@20 in the reference (DUCH `calc_map_k`) and
-the standard truncated semantics, P@K for the reference K list, the PR curve
-over radius 0..64 and precision within radius 0..5.
+Setting: 2,000 queries x 20,000 database items, 64-bit codes, 24 classes
+(random multi-hot labels), four directions (I->T, T->I, I->I, T->T). Metrics:
+mAP@20 in the reference (DUCH `calc_map_k`) and the standard truncated
+semantics, P@K for the reference K list, the PR curve over radius 0..64 and
+precision within radius 0..5.
 
 Ours: `jaxcxai.metrics.retrieval.cross_modal_metrics` (counting-sort ranking,
 histograms, all metrics from one ranking per query). Baseline: the literal

@@ -13,11 +13,13 @@ def dataset(config, stage_dir: str) -> dict:
     synthaerial_plots.plot_samples(data, os.path.join(stage_dir, "samples.png"))
     captions = [c[0] for c in data["captions"]]
     md = [
-        f"SynthAerial: {len(synthaerial.SCENES)} scene classes, "
+        f"SynthAerial (generated, no download): {len(synthaerial.SCENES)} scene classes, "
         f"{len(synthaerial.CONCEPTS)} object concepts, "
         f"{len(synthaerial.BACKGROUNDS)} background families.",
         "",
         "First caption of each preview image:",
         "",
     ] + [f"- {c}" for c in captions]
-    return {"markdown": "\n".join(md), "figures": ["samples.png"], "captions": captions}
+    summary = f"{config.num_preview} preview scenes of {config.image_size} px, seed 0."
+    return {"summary": summary, "markdown": "\n".join(md), "figures": ["samples.png"],
+            "captions": captions}  # fmt: skip

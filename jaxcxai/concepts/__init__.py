@@ -4,10 +4,11 @@ probes      supervised probes in bulk: Net2Vec segmentation probes, TCAV
             (CAVs, directional derivatives, significance)
 loce        local concept embeddings (LoCE / GCPV) per sample and their
             distribution analyses
+discovery   unsupervised concept discovery: NMF/ICE, PCA, ICA, k-means,
+            sparse autoencoders, concept importance, dictionary matching,
+            reference crops
 
 Homes of the families still to come (each arrives with its issue):
-discovery   unsupervised concept discovery: NMF/ICE, PCA, ICA, k-means,
-            sparse autoencoders, concept importance, reference crops
 stability   retrieval stability of 1D/2D/3D CAVs, attribution stability
             (arXiv 2304.14864)
 comparison  layer x layer concept similarity within and across networks
@@ -15,7 +16,8 @@ comparison  layer x layer concept similarity within and across networks
 background  background bias of concept embeddings (arXiv 2504.08602)
 """
 
+from jaxcxai.concepts import discovery as discovery
 from jaxcxai.concepts import loce as loce
 from jaxcxai.concepts import probes as probes
 
-__all__ = ["loce", "probes"]
+__all__ = ["discovery", "loce", "probes"]

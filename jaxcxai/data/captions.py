@@ -1,9 +1,9 @@
 """Remote-sensing caption JSON files (UCM, RSICD) in the DUCH/CHNR schema.
 
-The schema (hashing.md §1.1): a top-level dict with `dataset`, `num_classes`,
-`classes` (`"0"`..`"C-1"` -> name) and `images`, a list of records with
-`imgid`, `filename`, `classcode`, `classname`, `split`, `sentids` and
-`sentences` (`{imgid, sentid, raw}`; RSICD and augmented files may add
+The schema (the reference's `data/UCM.json`): a top-level dict with `dataset`,
+`num_classes`, `classes` (`"0"`..`"C-1"` -> name) and `images`, a list of
+records with `imgid`, `filename`, `classcode`, `classname`, `split`, `sentids`
+and `sentences` (`{imgid, sentid, raw}`; RSICD and augmented files may add
 `tokens`, `aug_*` keys, which are ignored).
 
 The feature files follow JSON order, so image row = `imgid` and caption row =
@@ -29,7 +29,7 @@ _PUNCT = re.compile(r"[.,!?]")
 
 
 def clean_caption(raw: str) -> str:
-    """Caption cleaning of `captions_embed.py` (hashing.md §1.4).
+    """Caption cleaning of the DUCH reference's `captions_embed.py`.
 
     Removes the characters `. , ! ?` and lowercases; nothing else, so the
     spaces left by the tokenised punctuation stay
@@ -134,10 +134,11 @@ def _check_image(rec: dict, pos: int, k: int, path: str) -> tuple[str, ...]:
 
 
 def load_caption_json(path: str) -> CaptionDataset:
-    """Reads a UCM/RSICD caption JSON (hashing.md §1.1).
+    """Reads a UCM/RSICD caption JSON (the schema of the module docstring).
 
     Args:
-      path: the JSON file, e.g. `shared/data/UCM.json`.
+      path: the JSON file, e.g. `UCM.json` (`data/UCM.json` of the DUCH
+        reference repository, comrados/duch).
 
     Returns:
       A `CaptionDataset` in JSON order.

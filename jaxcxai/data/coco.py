@@ -1,4 +1,4 @@
-"""COCO instance annotations -> per-category concept masks (concepts.md §1.3).
+"""COCO instance annotations -> per-category concept masks (as in the LoCE code).
 
 Mask of (image, category) = union of the instance masks of that category,
 decoded from polygons, uncompressed RLE or compressed RLE (crowd included).

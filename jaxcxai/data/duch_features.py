@@ -5,7 +5,7 @@ each: `image_emb` (N, 512) float32 per image view and `caption_emb`
 (K*N, 768) per caption variant, rows in caption-JSON order (image row =
 imgid, caption row = K*imgid + k). Loading standardises every array by its
 own global scalar mean and std over all elements, query and db rows included
-(hashing.md §1.2-1.5).
+(as the reference code loads them).
 
 Malformed files raise `DataFormatError` naming the file: unreadable or
 truncated HDF5, a missing dataset (`DataKeyError`, also a `KeyError`), a row
@@ -82,7 +82,7 @@ def write_h5_array(path: str, key: str, array: np.ndarray) -> None:
 
 
 def standardize(x: np.ndarray) -> np.ndarray:
-    """`(x - x.mean()) / x.std()` with global scalar statistics (§1.5).
+    """`(x - x.mean()) / x.std()` with global scalar statistics (as the reference).
 
     Computed in the array's own dtype with NumPy's reductions, as the
     reference does, so float32 features give the same float32 result.

@@ -1,4 +1,4 @@
-"""The DUCH/CHNR reference split and caption choice (hashing.md §1.2-1.5).
+"""The DUCH/CHNR reference split and caption choice (`split_indexes`, `select_idxs`).
 
 The train/query/db split and the one-caption-per-image choice use CPython's
 `random` exactly as the reference does, so indices are computed here in

@@ -1,4 +1,4 @@
-"""CHNR's "wrong caption" noise injection and clean subsets (hashing.md §5.1-5.2).
+"""CHNR's "wrong caption" noise injection and clean subsets (comrados/noisy_captions).
 
 Replays the reference's CPython `random` sequence exactly:
   1. `random.seed(seed)` and the per-image caption choice (`select_idxs`,
@@ -40,9 +40,11 @@ def clean_subset_labels(
 ) -> np.ndarray:
     """Labels the reference's clean dataset yields for its items.
 
-    QUIRK (§5.2): item `t` of the clean dataset returns `labels[t]` instead
-    of `labels[clean_idx[t]]`. `faithful=True` replicates that; False gives
-    the true labels of the clean samples.
+    QUIRK (the reference's
+    `DatasetQuadrupletAugmentedTxtImgNoiseWrongCaptionClean`): item `t` of the
+    clean dataset returns `labels[t]` instead of `labels[clean_idx[t]]`.
+    `faithful=True` replicates that; False gives the true labels of the clean
+    samples.
     """
     labels = np.asarray(labels)
     clean_idx = np.asarray(clean_idx)

@@ -1,4 +1,4 @@
-"""Resampling masks and maps between grids (concepts.md §1.4), in JAX.
+"""Resampling masks and maps between grids (as the LoCE/GCPV codes do), in JAX.
 
 Every mode is separable: along each axis a 1-D resampling matrix A (out, in)
 acts, so a 2-D resize is `A_h @ X @ A_w.T`. `interpolation_matrix` returns

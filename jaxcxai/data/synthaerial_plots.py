@@ -61,14 +61,13 @@ def plot_samples(data: dict, path: str, num: int = 6, captions: bool = True) -> 
     Returns:
         The path written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
+    from jaxcxai import plotting
+
     num = min(num, len(data["image"]))
-    fig, axes = plt.subplots(3, num, figsize=(2.6 * num, 8.6), squeeze=False)
+    fig, axes = plotting.figure(3, num, size=(2.3 * num + 0.8, 8.8), squeeze=False)
+    rows = ("image", "object masks", "background map")
     for j in range(num):
         scene = SCENES[int(data["scene"][j])]
         panels = (
@@ -81,18 +80,18 @@ def plot_samples(data: dict, path: str, num: int = 6, captions: bool = True) -> 
             ax.imshow(panel, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
-        axes[0, j].set_title(scene, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(rows[i])
+        axes[0, j].set_title(f"scene: {scene}")
         if captions and "captions" in data:
-            text = textwrap.fill(str(data["captions"][j][0]), 34)
-            axes[2, j].set_xlabel(text, fontsize=6)
+            text = textwrap.fill(str(data["captions"][j][0]), 30)
+            axes[2, j].set_xlabel(text, fontsize=7)
     handles = [
         Patch(color=CONCEPT_COLORS[k], label=c) for k, c in enumerate(CONCEPTS)
     ] + [Patch(color=BACKGROUND_COLORS[k], label=b) for k, b in enumerate(BACKGROUNDS)]
-    fig.legend(handles=handles, loc="lower center", ncol=8, fontsize=7)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    fig.legend(handles=handles, loc="outside lower center", ncol=8,
+               title="object concepts (row 2) and background families (row 3)")  # fmt: skip
+    side = data["image"].shape[1]
+    fig.suptitle(f"SynthAerial: {num} generated scenes ({side} px) with their "
+                 "object masks and background maps; first caption below")  # fmt: skip
+    return os.path.join(os.path.dirname(path), plotting.save(fig, path))

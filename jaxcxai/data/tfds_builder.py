@@ -1,7 +1,7 @@
 """SynthAerial as a TFDS array_record dataset, built and read without TensorFlow.
 
 TFDS needs TensorFlow only for ``as_dataset`` and for encoding images from arrays
-(environment.md §1.6), so this builder hands ``tfds.features.Image`` encoded PNG
+(``tf.image.encode_png``), so this builder hands ``tfds.features.Image`` encoded PNG
 bytes, stores masks as zlib-compressed raw ``Tensor``s, builds ``DatasetInfo``
 directly and never touches the download manager. Records are written unshuffled:
 record ``r`` of split ``train`` is image ``r`` of the generator stream and record

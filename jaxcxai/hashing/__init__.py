@@ -11,6 +11,8 @@ optim    torch-style coupled-L2 Adam with packed moments (speed)
 chnr     CHNR meta phase (noise detector on the clean subset), main phase
 contrastive  NT-Xent, similarity blocks shared between pairs
 evaluation  mAP@K of trained nets in four directions; the codes file
+schedule the epoch schedule: phases, resume epoch, caption draws, eval epochs
+noise_study  DUCH vs CHNR under caption noise: seeds, verdict, report figures
 data     feature sources (h5, synthetic, SynthAerial), splits, CHNR sets
 aerial   SynthAerial hashing features: MobileNetV2 views, MiniLM captions
 search/  exact top-k Hamming search, chunked and sharded (device and host
@@ -27,7 +29,9 @@ from jaxcxai.hashing import feed as feed
 from jaxcxai.hashing import losses as losses
 from jaxcxai.hashing import models as models
 from jaxcxai.hashing import multiview as multiview
+from jaxcxai.hashing import noise_study as noise_study
 from jaxcxai.hashing import optim as optim
+from jaxcxai.hashing import schedule as schedule
 from jaxcxai.hashing import search as search
 from jaxcxai.hashing import state as state
 from jaxcxai.hashing.models import HashDiscriminator as HashDiscriminator
@@ -51,7 +55,9 @@ __all__ = [
     "losses",
     "models",
     "multiview",
+    "noise_study",
     "optim",
+    "schedule",
     "pack_words",
     "search",
     "state",

@@ -1,7 +1,8 @@
 """Hashing features of SynthAerial: pooled CNN image features, MiniLM captions.
 
-The offline analogue of the reference's feature extraction (hashing.md
-§1.3-1.4), with the substitutes of environment.md §6 item 4: the packaged
+The offline analogue of the reference's feature extraction (the DUCH
+reference code's `images_augment.py` and `captions_embed.py`), with offline
+substitutes, as no ResNet18 or BERT weights ship in a package: the packaged
 ImageNet MobileNetV2 (global-average-pooled 1280-d, eval-mode BatchNorm,
 ImageNet normalisation, at the generated image size rather than 224 px, for
 CPU cost) instead of ResNet18, and all-MiniLM-L6-v2 (mean-pooled 384-d)
@@ -14,11 +15,11 @@ Views (reconstruction of the reference's `center_crop_only` / `aug_center`):
           side), rotation by U[-10, -5] degrees (nearest, black fill), then
           the same crop and resize; one fixed draw per image (seeded), as the
           reference computes its single augmented copy once offline.
-Captions are cleaned as in §1.4 (`. , ! ?` removed, lowercased). The text
-augmentation `"synonyms"` reconstructs the rule-based `aug_rb`: its GloVe
-neighbours with the same part of speech are replaced by a fixed table of
-synonyms for the nouns and verbs of the SynthAerial caption grammar (no GloVe,
-NLTK or BERTScore offline), and "there is" becomes "it is".
+Captions are cleaned as in `captions_embed.py` (`. , ! ?` removed,
+lowercased). The text augmentation `"synonyms"` reconstructs the rule-based
+`aug_rb`: its GloVe neighbours with the same part of speech are replaced by a
+fixed table of synonyms for the nouns and verbs of the SynthAerial caption
+grammar (no GloVe, NLTK or BERTScore offline), and "there is" becomes "it is".
 
 Each part (captions and labels, the image views, each caption variant) is
 cached as one `.npz` under `cache_dir`, named by a hash of the settings it
@@ -92,7 +93,8 @@ def augment_caption(text: str) -> str:
 
 def json_like_split(codes: np.ndarray) -> np.ndarray:
     """(N,) object array: per class, the first 80 % "train", 10 % "test",
-    the rest "val" (the UCM JSON layout, hashing.md §1.1)."""
+    the rest "val" (the layout of the `split` field of the reference's UCM
+    caption JSON, `data/UCM.json`)."""
     codes = np.asarray(codes)
     split = np.empty(len(codes), object)
     for c in np.unique(codes):

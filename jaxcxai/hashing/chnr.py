@@ -1,4 +1,4 @@
-"""CHNR: DUCH robust to noisy image-text pairs (hashing.md §5).
+"""CHNR: DUCH robust to noisy image-text pairs (Mikriukov et al., ICIP 2022).
 
 Two phases share f, g, B, the buffers and the Adam state:
   * meta phase (epochs 0..clean_epochs-1) on the clean subset: the noise
@@ -13,8 +13,9 @@ Batches are the DUCH batches (`duch` module docstring) plus, in the meta
 phase, `labels` (N,) or (N, L), used only to draw the fake pairs.
 
 Which rows of B and of the buffers a batch uses is the batch's `idx`: the
-reference passes clean-subset positions in the meta phase (QUIRK §5.6, the
-B/buffer index mismatch) and the trainer chooses what to pass.
+reference passes clean-subset positions in the meta phase (a quirk of the
+reference code, the B/buffer index mismatch) and the trainer chooses what
+to pass.
 """
 
 import dataclasses
@@ -42,9 +43,9 @@ class ChnrHyper(duch.DuchHyper):
     """CHNR hyperparameters (reference defaults: 64 bits, weights [1, 0, 0],
     alpha = gamma = 0). Quirk fields besides DUCH's (True = reference):
 
-      dropout_in_weights (§7.2-14): D_N's dropout is active when computing
+      dropout_in_weights: D_N's dropout is active when computing
         the pair weights and the meta-phase probabilities.
-      fake_pairs_use_labels (§7.2-15): fake partners are drawn among batch
+      fake_pairs_use_labels: fake partners are drawn among batch
         items with another label (fix: any other item, labels unused).
     """
 

@@ -1,4 +1,4 @@
-"""NT-Xent, the contrastive loss of DUCH and CHNR (hashing.md §3.2).
+"""NT-Xent, the contrastive loss of DUCH and CHNR (the reference's `forward_orig`).
 
 For a pair (a, b) of (N, K) code sets, z = [normalised a; normalised b]
 and S = z z^T / tau is the (2N, 2N) similarity matrix; row r's positive is
@@ -11,7 +11,8 @@ statistics and the cross block's row and column statistics. DUCH's three
 terms (hi1, ht1), (hi1, hi2), (ht1, ht2) share self blocks, so
 `ntxent_many` computes every distinct block once: 7 blocks instead of 12
 exponentiated N x N matrices, or 5 with the reference quirk ht2 = ht1
-(hashing.md §7.2-1). The values are the same up to summation order.
+(`txt2 = txt1`: the augmented caption is never used). The values are the
+same up to summation order.
 """
 
 import math
@@ -111,9 +112,9 @@ def ntxent_rows(
     subtract_e: bool = True,
     eps: float = _EPS,
 ) -> jax.Array:
-    """Per-row NT-Xent terms l_r over the 2N rows of z = [a; b] (§3.2).
+    """Per-row NT-Xent terms l_r over the 2N rows of z = [a; b].
 
-    With `subtract_e` (the reference `forward_orig`, QUIRK §7.2-3) the
+    With `subtract_e` (the reference `forward_orig`, a quirk) the
     denominator is max(sum_c exp(S_rc / tau) - e, eps) + eps: it removes the
     self term as if tau were 1. Without it the self term is masked exactly,
     l_r = -S_{r,partner} / tau + logsumexp_{c != r} S_rc / tau (SimCLR).

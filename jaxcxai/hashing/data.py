@@ -6,11 +6,13 @@ Every source returns the keyword arrays of `prepare_data`: `image_features`
 multi-hot and, where it has one, `json_split` (N,) "train"/"val"/"test".
 
   synthetic_features    planted class structure (placeholder, no backbone)
-  h5_features           the reference's HDF5 feature files (hashing.md §1.3-1.5)
+  h5_features           the reference's HDF5 feature files (`image_emb_*.h5`,
+                        `caption_emb_*.h5`)
   synthaerial_features  MobileNetV2 + MiniLM features of SynthAerial
                         (`jaxcxai.hashing.aerial`, re-exported here)
-  prepare_data          standardisation, split and caption choice (§1.2, §1.5)
-  chnr_sets             CHNR's noisy main-phase and clean meta-phase sets (§5.1-5.2)
+  prepare_data          standardisation, split and caption choice (as in the
+                        reference code)
+  chnr_sets             CHNR's noisy main-phase and clean meta-phase sets
 """
 
 import numpy as np
@@ -112,7 +114,8 @@ def prepare_data(
     query_frac=0.2,
     seed=42,
 ) -> dict:
-    """Train/query/db subsets of per-image features (hashing.md §1.2, §1.5).
+    """Train/query/db subsets of per-image features (as the reference code
+    splits, picks captions and standardises).
 
     Args:
       image_features: (N, Di); image_features_aug: view 2 (default: view 1).
@@ -197,17 +200,18 @@ def chnr_sets(
     clean_label_bug: bool = True,
     buffer_index_mismatch: bool = True,
 ) -> tuple[dict, dict]:
-    """CHNR's (noisy main-phase set, clean meta-phase set) (hashing.md §5.1-5.2).
+    """CHNR's (noisy main-phase set, clean meta-phase set), as the CHNR
+    reference code (comrados/noisy_captions) builds them.
 
     Args:
       train: the `prepare_data` train part.
       noise_prob: caption replacement probability p.
       clean_fraction: size of the clean (meta) subset.
       seed: seed of the noise replay and the clean subset.
-      always_clean_20: QUIRK (12), the always-clean subset is 20 % whatever
+      always_clean_20: QUIRK, the always-clean subset is 20 % whatever
         `clean_fraction` (False: it is `clean_fraction`).
-      clean_label_bug: QUIRK (11), the clean set yields `labels[t]`.
-      buffer_index_mismatch: QUIRK (13), the meta-phase B/buffer rows are
+      clean_label_bug: QUIRK, the clean set yields `labels[t]`.
+      buffer_index_mismatch: QUIRK, the meta-phase B/buffer rows are
         clean-subset positions (False: train positions).
 
     Returns:

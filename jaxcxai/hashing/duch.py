@@ -1,14 +1,14 @@
 """DUCH training: one jitted step over the global batch, and the epoch end.
 
-One iteration (hashing.md §3.6), all inside `train_step`:
+One iteration (as in the reference training loop), all inside `train_step`:
   1. the four views go through f and g, one BatchNorm call per view;
   2. the detached codes are written into the per-sample buffers at `idx`;
-  3. D_h takes one Adam step on two accumulated sub-steps (§3.4);
+  3. D_h takes one Adam step on two accumulated sub-steps;
   4. the hash nets take one Adam step on L_C + a L_adv + b L_Q + c L_BB,
-     computed with the updated D_h (§3.3).
+     computed with the updated D_h.
 The forward pass runs once: `jax.vjp` keeps it for step 4's backward.
 `epoch_end` then sets the target codes B from the buffers and applies the
-learning-rate rule (§3.5). The step is written over the global batch, so
+learning-rate rule. The step is written over the global batch, so
 with the batch sharded over a mesh it equals the single-device step (the
 contrastive terms see every negative; BatchNorm sees the whole view).
 
@@ -232,7 +232,8 @@ def make_train_step(hyper: DuchHyper):
 
 
 def decayed_lr(lr, epoch, hyper) -> jax.Array:
-    """lr after the end of 0-based `epoch` (§3.5, QUIRK §7.2-4)."""
+    """lr after the end of 0-based `epoch` (QUIRK: the reference's decay also
+    fires after epoch 0)."""
     every = hyper.lr_decay_every
     fires = (
         (epoch % every == 0)

@@ -19,8 +19,9 @@ DIRECTIONS.update({"i2i": ("img", "img"), "t2t": ("txt", "txt")})
 
 
 def map_at_k(query_codes, db_codes, query_labels, db_labels, k, untruncated):
-    """mAP@K: the reference's untruncated form (QUIRK §7.2-9) or the
-    standard AP@K truncated at K, normalised by min(K, R)."""
+    """mAP@K: the reference's untruncated form (a quirk of the reference
+    code's `calc_map_k`) or the standard AP@K truncated at K, normalised by
+    min(K, R)."""
     semantics = "reference" if untruncated else "standard"
     return retrieval.mean_average_precision(
         query_codes, db_codes, query_labels, db_labels, k, semantics=semantics

@@ -1,4 +1,4 @@
-"""Loss terms of DUCH and CHNR (hashing.md §3.2-3.4, §5.3-5.4).
+"""Loss terms of DUCH and CHNR (as in the authors' reference code).
 
 Arrays in, scalars (or per-row vectors) out; every function works on the
 global batch, so under `jax.jit` with a batch sharded over devices it gives
@@ -6,12 +6,13 @@ exactly the single-device value (all negatives take part).
 
 Conventions: codes are (N, K) continuous hash outputs in (-1, 1); the two
 inputs of an NT-Xent term are paired row by row. Sums, not means, wherever
-the reference sums (hashing.md §3.3).
+the reference sums.
 
 References:
   Mikriukov, Ravanbakhsh, Demir, "Deep Unsupervised Contrastive Hashing for
   Large-Scale Cross-Modal Text-Image Retrieval in Remote Sensing",
-  arXiv:2201.08125. CHNR: arXiv:2202.13117.
+  arXiv:2201.08125. CHNR: arXiv:2202.13117. Reference code: comrados/duch,
+  comrados/noisy_captions.
 """
 
 from collections.abc import Callable, Sequence
@@ -51,7 +52,7 @@ NOISE_WEIGHT_SCHEMES = ("normal", "exp", "dis", "ones")
 
 
 def discriminator_bce(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
-    """-mean log sigma(real) - mean log(1 - sigma(fake)) (§3.4, §5.3)."""
+    """-mean log sigma(real) - mean log(1 - sigma(fake)) (D_h and D_N updates)."""
     return -jnp.mean(jax.nn.log_sigmoid(real_logits)) - jnp.mean(
         jax.nn.log_sigmoid(-fake_logits)
     )
@@ -105,7 +106,7 @@ def adversarial_generator_loss(logits: jax.Array) -> jax.Array:
 
 
 def quantization_loss(codes: Sequence[jax.Array], target: jax.Array) -> jax.Array:
-    """sum over views v and samples i of ||B_i - v_i||^2 (§3.3).
+    """sum over views v and samples i of ||B_i - v_i||^2 (DUCH's L_Q).
 
     Args:
       codes: views, each (N, K).
@@ -130,7 +131,7 @@ def target_codes(
 def noise_weights(
     probs: jax.Array, scheme: str, threshold: jax.Array | float = 0.5
 ) -> jax.Array:
-    """CHNR pair weights from D_N's clean probabilities (§5.4 step 3).
+    """CHNR pair weights from D_N's clean probabilities (`--noise-weights`).
 
     Args:
       probs: (N,) sigma(D_N([x; y])).

@@ -1,4 +1,4 @@
-"""Networks of DUCH and CHNR (hashing.md §2), with PyTorch semantics.
+"""Networks of DUCH and CHNR (as in the reference code), with PyTorch semantics.
 
 * `HashNet`: Linear(D -> 4096) -> BatchNorm1d -> ReLU -> Linear(4096 -> K)
   -> tanh; the image net f and the text net g differ only in D.

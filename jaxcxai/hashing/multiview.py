@@ -1,9 +1,9 @@
 """Hash nets applied to several views, with a hand-written backward pass.
 
 DUCH and CHNR call each hash net once per view, each call with its own
-BatchNorm statistics (hashing.md §2). This module computes those calls for
-both nets in one `jax.custom_vjp` function, for speed on small CPU hosts
-(`python -m eval.bench duch_epoch`); the math is `models.HashNet` in
+BatchNorm statistics (as in the reference code). This module computes those
+calls for both nets in one `jax.custom_vjp` function, for speed on small CPU
+hosts (`python -m eval.bench duch_epoch`); the math is `models.HashNet` in
 training mode, exactly:
 
   A = X W1 + b1;  X^ = (A - mean_v) / sqrt(var_v + eps) (biased variance

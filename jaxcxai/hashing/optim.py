@@ -1,4 +1,4 @@
-"""Optimisers of the hash nets and the hash discriminator (hashing.md §3.5).
+"""Optimisers of the hash nets and the hash discriminator (DUCH reference code).
 
 Both are torch `Adam` with coupled L2 weight decay (the decay is added to
 the gradient): `chain(add_decayed_weights(w), <Adam moments>,

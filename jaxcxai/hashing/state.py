@@ -1,7 +1,7 @@
 """DUCH hyperparameters, training state, initialisation and encoding.
 
-`DuchHyper` holds the reference's hyperparameters and the quirk flags of
-hashing.md §7.2; `HashState` the training state of DUCH and CHNR; `encode`
+`DuchHyper` holds the reference's hyperparameters and the flags of its known
+quirks; `HashState` the training state of DUCH and CHNR; `encode`
 turns features into binary codes with the trained nets (running
 statistics). The training step is in `duch`, which re-exports these names.
 """
@@ -38,14 +38,14 @@ class DuchHyper:
     """DUCH hyperparameters; defaults are the reference's (UCM, 32 bits).
 
     The `quirk` fields select the reference behaviour (True) or the fix
-    (False) of the issues of hashing.md §7.2:
-      txt2_is_txt1 (1): the augmented caption is never used; ht2 = g(y).
-      adv_on_text (2): the generator's adversarial term is applied to the
+    (False) of the known issues of the reference code (comrados/duch):
+      txt2_is_txt1: the augmented caption is never used; ht2 = g(y).
+      adv_on_text: the generator's adversarial term is applied to the
         text codes (fix: to the image codes).
-      ntx_subtract_e (3): NT-Xent subtracts e from the denominator (fix:
+      ntx_subtract_e: NT-Xent subtracts e from the denominator (fix:
         exact diagonal mask, right for any tau).
-      ntx_sum (3): NT-Xent sums over the 2N rows (fix: mean).
-      lr_decay_after_epoch0 (4): the x0.8 decay fires after epochs 0, 50,
+      ntx_sum: NT-Xent sums over the 2N rows (fix: mean).
+      lr_decay_after_epoch0: the x0.8 decay fires after epochs 0, 50,
         100 (fix: after 49, 99, ...).
     """
 

@@ -4,13 +4,13 @@ retrieval     Hamming-ranking retrieval: mAP@K, P@K, PR curves, radius
               precision, chunked cross-modal evaluation, reference loops
 segmentation  concept segmentation: set/sample IoU, IoU vs threshold,
               calibration
-
-Explanation metrics (rank stability, SSIM, faithfulness, deletion and
-insertion, randomisation and localisation checks) join as `explanations`
-with the attribution layer.
+explanations  rank stability (Kendall, Spearman, top-k), SSIM, faithfulness
+              (removal shift, deletion and insertion), randomisation and
+              localisation checks of attribution maps
 """
 
+from jaxcxai.metrics import explanations as explanations
 from jaxcxai.metrics import retrieval as retrieval
 from jaxcxai.metrics import segmentation as segmentation
 
-__all__ = ["retrieval", "segmentation"]
+__all__ = ["explanations", "retrieval", "segmentation"]

@@ -4,7 +4,8 @@ Pure `jnp` functions, batched over any leading axes (concepts, runs, layers):
 a prediction `pred` holds probabilities in [0, 1] (e.g. sigmoid outputs of a
 Net2Vec probe) and `target` holds (soft) labels, both shaped (..., N, H, W)
 (leading axes broadcast, e.g. (K, R, N, H, W) against (K, 1, N, H, W)).
-Following the KPIs of the reference framework (concepts.md §2.1):
+Following the KPIs of the reference framework (Schwalbe's hybrid_learning,
+continental/hybrid_learning):
 
 * a pixel is predicted positive if `pred > threshold` (0.5) and is a label
   positive if `target > label_threshold` (0);

@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0/1/2 (lukemelas-style parameter names; environment.md §3.5).
+"""EfficientNet-Lite0/1/2 (lukemelas-style parameter names).
 
 Lite variants drop squeeze-excitation, use ReLU6, and keep the stem (32) and head
 (1280) widths fixed while scaling the block widths and depths. Stride-2 convs use

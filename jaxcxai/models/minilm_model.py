@@ -22,8 +22,9 @@ def _mean_pool(hidden, mask):
 
 
 def _duch_pool(hidden, mask):
-    """DUCH pooling (hashing.md §1.4): sum of the last four hidden states, then a
-    mean over ALL positions, padding included (the reference ignores the mask)."""
+    """DUCH pooling (the DUCH reference's `captions_embed.py`): sum of the last
+    four hidden states, then a mean over ALL positions, padding included (the
+    reference ignores the mask)."""
     del mask
     n = len(hidden) - 1  # hidden holds the embeddings plus one entry per layer
     if n < 4:
@@ -63,7 +64,9 @@ class MiniLM(nn.Module):
 
     Attributes:
         pooling: a key of ``POOLINGS``: ``"mean"`` (masked mean + L2 norm, the
-            sentence-transformers output) or ``"duch"`` (hashing.md §1.4).
+            sentence-transformers output) or ``"duch"`` (the DUCH reference's
+            ``captions_embed.py``: sum of the last four hidden states, mean
+            over all positions).
     """
 
     vocab_size: int = 30522

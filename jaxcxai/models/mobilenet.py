@@ -1,4 +1,4 @@
-"""MobileNetV2 (torchvision layout; environment.md §3.4).
+"""MobileNetV2 (torchvision layout).
 
 ``features.0`` is the stride-2 stem conv-BN-ReLU6, ``features.1`` .. ``features.17``
 are inverted-residual blocks (parameters under ``features.{i}.conv``),

@@ -4,14 +4,15 @@
 (B, H, W, 3) to what backbone ``name`` was trained on: ImageNet mean/std for the
 torchvision-style models, ``(x - 0.5) / 0.5`` for EfficientNet-Lite.
 
-Resolution of the golden predictions (environment.md §3.2): they come from a plain
-resize of the whole photo to 224x224 with anti-aliasing. scikit-image's
+Resolution of the golden predictions (the recorded top-1 classes and
+probabilities of the packaged ImageNet weights): they come from a plain resize
+of the whole photo to 224x224 with anti-aliasing. scikit-image's
 ``transform.resize(image, (224, 224))`` reproduces every recorded probability to
 two decimals (chelsea, coffee, motorcycle; both models); ``resize(image, 224)``
 here (PIL bilinear, which also anti-aliases) is within 0.01 on chelsea and coffee.
 The torchvision eval transform ``resize_center_crop`` (shorter side 256, center
 crop 224) does *not* reproduce them: EfficientNet-Lite0 gives Egyptian cat 0.38
-on chelsea, tied with tiger cat (tests/test_pretrained.py).
+on chelsea, tied with tiger cat (tests/models/test_pretrained.py).
 """
 
 import jax.numpy as jnp

@@ -5,7 +5,7 @@ Supported formats (chosen by content, not by file name):
 * legacy ``.pth`` (torch < 1.6, non-zip): five consecutive pickles - magic number,
   protocol version, sys-info dict, the state dict whose tensors point at storages by
   persistent id, and the list of storage keys - followed by each storage as an int64
-  element count plus raw little-endian data (environment.md §3.3);
+  element count plus raw little-endian data;
 * zip ``.pth`` (torch >= 1.6, :mod:`jaxcxai.models.torch_zip`);
 * ``.safetensors`` (:mod:`jaxcxai.models.safetensors_io`) and ``.npz``.
 

@@ -100,6 +100,7 @@ def predict(
     preprocess_fn: Callable,
     images: np.ndarray,
     batch_size: int = 256,
+    mesh=None,
 ) -> np.ndarray:
     """Logits for every image, evaluated in fixed-size batches.
 
@@ -109,10 +110,16 @@ def predict(
 
     Args:
       images: (N, H, W, 3) uint8.
+      batch_size: images per forward pass (a multiple of the mesh's devices).
+      mesh: split each batch over the mesh's `data` axis. Without it, a
+        batch next to variables replicated over several devices is computed
+        in full on every device (once per device, for nothing).
 
     Returns:
       (N, num_outputs) float32 logits.
     """
+    from jaxcxai import parallel
+
     n = len(images)
     outs = []
     for start in range(0, n, batch_size):
@@ -120,6 +127,8 @@ def predict(
         pad = batch_size - len(chunk)
         if pad:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
+        if mesh is not None:
+            chunk = parallel.shard_batch(chunk, mesh)
         logits = _logits(apply_fn, preprocess_fn, variables, chunk)
         outs.append(np.asarray(logits)[: batch_size - pad])
     return np.concatenate(outs)

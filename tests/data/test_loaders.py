@@ -264,8 +264,8 @@ def test_ucm_caption_json():
     np.testing.assert_array_equal(ds.labels, np.repeat(np.arange(21), 100))
     assert ds.filenames[0] == "1.tif" and ds.filenames[2099] == "2100.tif"
     assert collections.Counter(ds.splits) == {"train": 1680, "val": 210, "test": 210}
-    # Per class the file is close to, not exactly, 80/10/10 (hashing.md §1.1
-    # overstates it): every class has 10 test images and 77-81 train images.
+    # Per class the file is close to, not exactly, 80/10/10: every class has
+    # 10 test images and 77-81 train images.
     split_arr = np.asarray(ds.splits).reshape(21, 100)
     assert ((split_arr == "test").sum(1) == 10).all()
     n_train = (split_arr == "train").sum(1)

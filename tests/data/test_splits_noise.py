@@ -1,5 +1,6 @@
 """DUCH split replication, caption choice, h5 feature loading and CHNR noise,
-checked against the verification values of hashing.md §1.2 and §5.1-5.2."""
+checked against values from replaying the reference code's CPython `random`
+sequence (split indices, caption offsets, noise counts, clean subsets)."""
 
 import os
 
@@ -71,7 +72,7 @@ def test_caption_choice():
         assert ((rows - 5 * idx) < 5).all() and ((rows - 5 * idx) >= 0).all()
 
 
-# p -> (count the reference prints, rows really noisy); hashing.md §5.1
+# p -> (count the reference prints, rows really noisy), UCM (N = 1050)
 NOISE_TABLE = {
     0.05: (46, 38),
     0.1: (117, 90),

@@ -206,7 +206,7 @@ def test_duch_step_matches_the_autodiff_step_in_float64(monkeypatch, txt2_is_txt
 
 
 def _naive_ntxent_many(pairs, weights=None, *, tau, subtract_e, reduce_sum):
-    """Plain NT-Xent per pair on the full (2N, 2N) matrix (hashing.md §3.2)."""
+    """Plain NT-Xent per pair on the full (2N, 2N) matrix (`forward_orig`)."""
     out = []
     for (a, b), w in zip(pairs, weights or [None] * len(pairs)):
         norm = lambda v: v / jnp.linalg.norm(v, axis=1, keepdims=True)

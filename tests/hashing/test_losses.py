@@ -1,4 +1,4 @@
-"""DUCH/CHNR loss terms against float64 NumPy references (hashing.md §3, §5)."""
+"""DUCH/CHNR loss terms against float64 NumPy ports of the reference code."""
 
 import math
 
@@ -21,7 +21,7 @@ def _np_normalize(x):
 
 
 def _np_ntxent_reference_rows(a, b, tau=1.0, eps=1e-6):
-    """The reference `forward_orig`, literally (§3.2), in float64."""
+    """The reference `forward_orig`, literally, in float64."""
     a, b = _np_normalize(a), _np_normalize(b)
     z = np.concatenate([a, b])
     sim = np.exp(z @ z.T / tau)

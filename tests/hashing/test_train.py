@@ -188,7 +188,7 @@ def test_learning_rate_rule():
             lr = float(duch.decayed_lr(jnp.float32(lr), epoch, hyper))
         return np.asarray(out)
 
-    lr = schedule(faithful)  # hashing.md §3.5 table
+    lr = schedule(faithful)  # the reference's x0.8 decay after epochs 0 and 50
     np.testing.assert_allclose(lr[0], 1e-4, rtol=1e-6)
     np.testing.assert_allclose(lr[1:51], 8e-5, rtol=1e-6)
     np.testing.assert_allclose(lr[51:], 6.4e-5, rtol=1e-6)
@@ -274,8 +274,8 @@ def _host_batch(part, pos, epoch, cfg):
 
 
 def test_map_quirk_reference_vs_truncated():
-    # hashing.md §4.1: K = 2, relevance by rank [1, 0, 0, 0, 1] -> 0.70 in
-    # the reference form, 0.5 truncated at K and normalised by min(K, R).
+    # The reference `calc_map_k`: K = 2, relevance by rank [1, 0, 0, 0, 1] ->
+    # 0.70 in the reference form, 0.5 truncated at K and normalised by min(K, R).
     q = np.ones((1, 4))
     db = np.ones((5, 4))
     for j in range(5):
@@ -350,7 +350,7 @@ def _config(method, variant):
 
 
 def _np_map_reference(qb, rb, ql, rl, k):
-    """Per-query loop of the reference mAP@K (hashing.md §4.1), stable sort."""
+    """Per-query loop of the reference mAP@K (`calc_map_k`), stable sort."""
     aps = []
     for q in range(len(qb)):
         rel = (ql[q] @ rl.T > 0).astype(float)
@@ -484,7 +484,7 @@ def test_chnr_weighted_loss_and_threshold(tiny_state):
         [jnp.asarray(c, jnp.float32) for c in codes], target, jnp.asarray(w), hyper
     )
 
-    def rows(i, j):  # reference NT-Xent rows (hashing.md §3.2), float64
+    def rows(i, j):  # reference NT-Xent rows (`forward_orig`), float64
         z = np.concatenate([codes[i], codes[j]])
         z = z / np.linalg.norm(z, axis=1, keepdims=True)
         den = np.exp(z @ z.T).sum(1) - math.e

@@ -125,7 +125,7 @@ def test_precision_at_k_and_pr_curve():
 
 
 def test_average_precision_hand_examples():
-    # Spec example: K=2, relevance by rank [1, 0, 0, 0, 1].
+    # The reference `calc_map_k` example: K=2, relevance by rank [1, 0, 0, 0, 1].
     dist = np.array([[0, 1, 2, 3, 4]])
     rel = np.array([[1, 0, 0, 0, 1]], bool)
     assert rt.average_precision(dist, rel, 2)[0] == pytest.approx(0.7)
@@ -203,4 +203,6 @@ def test_eval_script_writes_tables_and_plot(tmp_path):
     assert (out / "pr_curve.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(KeyError, match="lacks"):
         np.savez(tmp_path / "bad.npz", query_codes=qi)
-        script.main(["--codes", str(tmp_path / "bad.npz"), "--out", str(out)])
+        script.main(
+            ["--codes", str(tmp_path / "bad.npz"), "--out", str(out), "--debug"]
+        )

@@ -118,7 +118,7 @@ def test_duch_pooling_matches_numpy(state):
     ids, mask = enc.tokenize(texts)
     assert ids.shape == (7, 64)  # DUCH pads every sentence to max_length
     hidden = _numpy_bert(state, ids, mask)
-    # hashing.md §1.4: sum of the last four hidden states, mean over ALL positions.
+    # DUCH pooling: sum of the last four hidden states, mean over ALL positions.
     ref = np.sum(hidden[-4:], axis=0).mean(axis=1)
     out = enc.encode(texts, batch_size=4)
     assert out.shape == (7, 384)

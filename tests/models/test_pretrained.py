@@ -1,6 +1,6 @@
-"""Packaged ImageNet weights: golden predictions on scikit-image photos
-(environment.md §3.2), the .npz cache, the missing-package error, class names,
-and agreement with an eager PyTorch MobileNetV2 when torch is importable."""
+"""Packaged ImageNet weights: golden predictions on scikit-image photos, the
+.npz cache, the missing-package error, class names, and agreement with an eager
+PyTorch MobileNetV2 when torch is importable."""
 
 import importlib.util
 
@@ -14,7 +14,7 @@ from jaxcxai.models.preprocess import preprocess, resize, resize_center_crop
 skimage_data = pytest.importorskip("skimage.data")
 skimage_transform = pytest.importorskip("skimage.transform")
 
-# name -> [(photo, top-1 class, probability)], environment.md §3.2.
+# name -> [(photo, top-1 class, probability)]: the golden predictions.
 GOLDEN = {
     "mobilenet_v2": [("chelsea", "Egyptian cat", 0.74), ("coffee", "espresso", 0.99)],
     "efficientnet_lite0": [

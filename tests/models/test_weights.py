@@ -17,7 +17,7 @@ import pytest
 from jaxcxai.models import convert, pretrained, torch_io, zoo
 
 # ---------------------------------------------------------------------------
-# A torch-free writer of the legacy .pth layout (environment.md §3.3), used to
+# A torch-free writer of the legacy .pth layout (as `torch_io` reads it), used to
 # build test files with strides, offsets and shared storages.
 
 

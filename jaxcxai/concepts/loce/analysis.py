@@ -1,4 +1,4 @@
-"""Downstream analyses of LoCEs (concepts.md §4): centroids, projection
+"""Downstream analyses of LoCEs (as in the LoCE reference code): centroids, projection
 segmentation, nearest-centroid / kNN prediction, separation and overlap,
 retrieval and outlier scores.
 
@@ -103,7 +103,7 @@ def project_segmentation(
     image_size: Sequence[int],
     threshold: float = 0.5,
 ):
-    """Weak localization with a (multi-layer) global vector (§4.1).
+    """Weak localization with a (multi-layer) global vector.
 
     Per layer uint8(255 sigmoid(clip(u.a, +-10))) at native resolution; maps
     are resized (bilinear; the reference uses PIL) to the largest layer's
@@ -167,7 +167,7 @@ def _block_reductions(d, inv, k):
 
 
 def separation_index(loces, labels, metric="euclidean"):
-    """One-vs-rest separation: inter / intra per class (§4.4).
+    """One-vs-rest separation: inter / intra per class (`loce_separation.py`).
 
     intra(c) = mean pairwise distance within c (i != j); inter(c) = minimum
     distance from c to any other point; index = inter / intra (inf if 0).

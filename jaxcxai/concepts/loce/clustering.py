@@ -1,6 +1,6 @@
 """Hierarchical clustering with adaptive cluster extraction and purity, and
-GMM/BIC sub-concept analysis over a low-dimensional embedding (concepts.md
-§4.2-4.3).
+GMM/BIC sub-concept analysis over a low-dimensional embedding (as in the LoCE
+reference code's `loce_clusterer.py` and `loce_dimension_reducer.py`).
 
 Linkage uses scipy (exact tie-breaking, as the reference); GMMs use sklearn's
 `GaussianMixture` (full covariance, k-means init, random_state=0); the 2-D
@@ -155,7 +155,8 @@ def purity_over_seeds(
     strict: bool = False,
     mode: str = "adaptive",
 ) -> dict[str, list]:
-    """Purity and #clusters of HAC on seeded per-class subsets (§4.2).
+    """Purity and #clusters of HAC on seeded per-class subsets (the reference's
+    `evaluate_many_purities`).
 
     S_max is floor(coef * N_total) with N_total = all loaded LoCEs (len(x)),
     not the subset size, as the reference.

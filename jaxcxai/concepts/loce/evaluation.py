@@ -1,4 +1,4 @@
-"""Analysing a fitted LoCE study (concepts.md section 4) and reporting it.
+"""Analysing a fitted LoCE study (the LoCE downstream analyses) and reporting it.
 
 `analyze(study, workdir, net)` reads what `study.fit` wrote (`store/`,
 `instances.npz`) and writes `loce_report.md`, `loce_results.json` and PNG

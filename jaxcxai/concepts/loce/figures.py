@@ -10,6 +10,7 @@ import jax
 import numpy as np
 from PIL import Image
 
+from jaxcxai import plotting
 from jaxcxai.concepts.loce import analysis as la
 from jaxcxai.concepts.loce import clustering as lc
 from jaxcxai.concepts.loce import plots as lp
@@ -21,7 +22,7 @@ __all__ = ["figures", "segmentation"]
 
 @functools.partial(jax.jit, static_argnames="size")
 def _soft_maps(vectors, acts, size: int):
-    """(K, M, size, size) min-max normalized projection maps (§4.1).
+    """(K, M, size, size) min-max normalized projection maps (LoCE localisation).
 
     vectors: {layer: (K, C_l)} centroids; acts: {layer: (M, C_l, h_l, w_l)}.
     """
@@ -33,7 +34,7 @@ def _soft_maps(vectors, acts, size: int):
 
 
 def segmentation(study, loces, concepts, apply_fn, size: int, progress=True):
-    """IoU of centroid projections on held-out scenes, per concept (§4.1, §4.7).
+    """IoU of centroid projections on held-out scenes, per concept.
 
     Each concept's centroid (mean of L2-normalized LoCEs) is projected on the
     held-out images that contain the concept; the normalized map is
@@ -84,15 +85,15 @@ def segmentation(study, loces, concepts, apply_fn, size: int, progress=True):
 
 
 def _save(fig, workdir: str, name: str) -> str:
-    path = os.path.join(workdir, name)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight")
-    os.replace(tmp, path)
-    return name
+    return plotting.save(fig, os.path.join(workdir, name))
 
 
-def _crop(study, table, i: int, size: int, side: int = 64) -> np.ndarray:
-    """A square crop around instance row i of the fitting scenes, upscaled."""
+_AXES = {"pca": "PC", "umap": "UMAP", "tsne": "t-SNE"}
+
+
+def _crop(study, table, i: int, size: int, side: int = 64):
+    """A square crop around instance row i of the fitting scenes, upscaled,
+    and the instance's box in the crop's pixels (y0, x0, y1, x1)."""
     image = synthaerial.generate(
         1,
         size=size,
@@ -105,103 +106,99 @@ def _crop(study, table, i: int, size: int, side: int = 64) -> np.ndarray:
     cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
     ys = slice(max(cy - half, 0), min(cy + half, size))
     xs = slice(max(cx - half, 0), min(cx + half, size))
-    return np.asarray(
-        Image.fromarray(image[ys, xs]).resize((side, side), Image.NEAREST)
-    )
+    crop = image[ys, xs]
+    sy, sx = side / crop.shape[0], side / crop.shape[1]
+    box = ((y0 - ys.start) * sy, (x0 - xs.start) * sx,
+           (y1 - ys.start) * sy, (x1 - xs.start) * sx)  # fmt: skip
+    return np.asarray(Image.fromarray(crop).resize((side, side), Image.NEAREST)), box
 
 
 def figures(workdir, study, table, concepts, main, per_feature, seg) -> list[str]:
     """Writes every PNG into workdir; returns their names."""
     a = study.analysis
     feat = per_feature[a.feature]
+    axis = _AXES.get(a.embedding, a.embedding)
+    n = len(concepts)
     out = [
-        _save(
-            lp.plot_embedding(
-                main["emb"],
-                concepts,
-                main["gmms"],
-                title=f"{a.feature} LoCEs, {a.embedding} + per-concept GMMs (BIC)",
-            ),
-            workdir,
-            "embedding.png",
-        ),
-        _save(
-            lp.plot_embedding(
-                main["emb"],
-                [f"component {k}" for k in main["agnostic_assign"]],
-                title=f"label-agnostic GMM, k={main['agnostic']['k']}",
-            ),
-            workdir,
-            "embedding_agnostic.png",
-        ),
-    ]
+        _save(lp.plot_embedding(
+            main["emb"], concepts, main["gmms"], axis_name=axis,
+            title=f"{n} `{a.feature}` LoCEs in a 2-D {a.embedding} embedding; "
+                  "per concept a GMM with k chosen by BIC",
+        ), workdir, "embedding.png"),
+        _save(lp.plot_embedding(
+            main["emb"], [f"component {k}" for k in main["agnostic_assign"]],
+            axis_name=axis,
+            title=f"The same {n} LoCEs coloured by one label-agnostic GMM "
+                  f"(k = {main['agnostic']['k']} by BIC; ARI vs concepts "
+                  f"{main['agnostic']['ari_concept']:.2f})",
+        ), workdir, "embedding_agnostic.png"),
+    ]  # fmt: skip
     idx = lc.sample_per_class(concepts, a.dendrogram_per_class, seed=0)
     sub_labels = concepts[idx]
     z = lc.hac(main["x"][idx], a.hac_method, a.hac_metric)
     p_min, s_max = lc.adaptive_settings(len(idx))
     assign = lc.extract_clusters(z, sub_labels, p_min=p_min, s_max=s_max)
-    out.append(
-        _save(
-            lp.plot_dendrogram(
-                z,
-                sub_labels,
-                lc.purity(assign, sub_labels),
-                title=f"{a.hac_method}/{a.hac_metric}, {a.dendrogram_per_class}/concept",
-            ),
-            workdir,
-            "dendrogram.png",
-        )
-    )
+    pur, n_clusters = lc.purity(assign, sub_labels)
+    rep = main["purity"]
+    out.append(_save(lp.plot_dendrogram(
+        z, sub_labels, metric_name=f"({a.hac_method}, {a.hac_metric})",
+        title=f"{a.hac_method} clustering of one sample of at most "
+              f"{a.dendrogram_per_class} `{a.feature}` LoCEs per concept: purity "
+              f"{pur:.2f} with {n_clusters} clusters in this sample (the report's "
+              f"figure, over {a.purity_seeds} samples of {a.purity_per_class} "
+              f"per concept: {rep['mean']:.2f} ± {rep['std']:.2f}, "
+              f"{rep['clusters']:.1f} clusters)",
+    ), workdir, "dendrogram.png"))  # fmt: skip
     sep = feat["separation"]
     out.append(
         _save(
             lp.plot_separation_heatmap(
-                sep["separation"], sep["classes"], f"pairwise separation ({a.feature})"
+                sep["separation"],
+                sep["classes"],
+                title=f"Pairwise separation of `{a.feature}` LoCEs (larger = better "
+                "separated; 0 on the diagonal)",
+                cbar_label="Sep(row, column)",
             ),
             workdir,
             "separation.png",
         )
     )
-    out.append(
-        _save(
-            lp.plot_separation_heatmap(
-                sep["overlap"], sep["classes"], "overlap Ov(row <- column)", vmax=1.0
-            ),
-            workdir,
-            "overlap.png",
-        )
-    )
+    out.append(_save(lp.plot_separation_heatmap(
+        sep["overlap"], sep["classes"], vmax=1.0,
+        title="Overlap: share of the column concept's LoCEs inside the row "
+              "concept's GMM region",
+        cbar_label="Ov(row <- column)",
+    ), workdir, "overlap.png"))  # fmt: skip
     curves = {k: v["retrieval"]["precision_at_k"] for k, v in per_feature.items()}
-    out.append(
-        _save(
-            lp.plot_retrieval_curves(curves, title="concept retrieval"),
-            workdir,
-            "retrieval.png",
-        )
-    )
+    out.append(_save(lp.plot_retrieval_curves(
+        curves, title=f"Concept retrieval: share of a LoCE's k nearest LoCEs "
+                      f"({a.retrieval_metric}) with its concept"),
+        workdir, "retrieval.png"))  # fmt: skip
     for c, o in main["outliers"].items():
-        crops = [_crop(study, table, i, seg["size"]) for i in o["top"]]
-        scores = np.sort(o["scores"])[::-1][: len(crops)]
+        tiles = [_crop(study, table, i, seg["size"]) for i in o["top"]]
+        scores = np.sort(o["scores"])[::-1][: len(tiles)]
         fig = lp.plot_outlier_tiles(
-            crops, scores, n=len(crops), title=f"{c}: top cosine outlier scores"
-        )
+            [t[0] for t in tiles], scores, boxes=[t[1] for t in tiles],
+            score_name="score",
+            title=f"{c}: the {len(tiles)} instances (magenta box) whose LoCE has "
+                  f"the largest outlier score (sum of cosine distances to the "
+                  f"other {len(o['scores']) - 1} {c} LoCEs)",
+        )  # fmt: skip
         out.append(_save(fig, workdir, f"outliers_{c}.png"))
     classes = list(seg["classes"])
     for c in a.overlay_concepts:
         if c not in classes:
             continue
         k = classes.index(c)
-        present = np.flatnonzero(
-            (seg["class_mask"] == synthaerial.CONCEPTS.index(c) + 1).any(axis=(1, 2))
-        )
+        truth = seg["class_mask"] == synthaerial.CONCEPTS.index(c) + 1
+        present = np.flatnonzero(truth.any(axis=(1, 2)))
         if not len(present):
             continue
         m = int(present[0])
         fig = lp.plot_projection_overlay(
-            seg["images"][m],
-            seg["soft"][k, m],
-            threshold=0.5,
-            title=f"{c} centroid (ml)",
-        )
+            seg["images"][m], seg["soft"][k, m], threshold=0.5, truth=truth[m],
+            title=f"{c}: projection of the mean `ml` LoCE of {c} onto held-out "
+                  f"scene {m} (white: thresholded at 0.5; green: true {c} mask)",
+        )  # fmt: skip
         out.append(_save(fig, workdir, f"overlay_{c}.png"))
     return out

@@ -1,7 +1,8 @@
 """Local concept embeddings (LoCE / GCPV): per-sample fits, vmapped and sharded.
 
 A LoCE of one (image, concept, layer) is v in R^C, a bias-free 1x1 conv whose
-projection sigmoid(v . a) reconstructs the concept mask (concepts.md §3).
+projection sigmoid(v . a) reconstructs the concept mask (LoCE: Mikriukov et
+al. 2023, arXiv 2311.14435).
 `fit_one` is a pure `lax.scan` over optax AdamW steps for one sample; it is
 vmapped over samples (`fit_batch`), over the concepts of one image
 (`fit_concepts`), sharded over the mesh's `data` axis (`fit_sharded`) and

@@ -1,4 +1,9 @@
-"""LoCE / GCPV objectives as swappable pure losses (concepts.md §3.2-3.4).
+"""LoCE / GCPV objectives as swappable pure losses.
+
+They follow the reference code: `loce_optimizer.py` of LoCE
+(continental/local-concept-embeddings), `gcpv_optimizer.py` of GCPV
+(continental/guided-concept-projection-vectors) and the background-bias
+variant of gesina/bg_randomized_loce.
 
 Every per-sample objective has the signature `fn(z, t, alpha, v) -> scalar`:
 

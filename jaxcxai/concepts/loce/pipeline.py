@@ -1,9 +1,10 @@
 """Per-instance LoCEs of SynthAerial scenes: instance table, targets, fitting.
 
-One LoCE per object instance (concepts.md §3): the target of instance j of
-image i is its own mask `instance_mask[i] == j + 1`, so the LoCE names one
-object (not the union of its class, as the COCO pipeline does) and carries the
-object's planted sub-concept and background in the store's index table.
+One LoCE (Mikriukov et al. 2023, arXiv 2311.14435) per object instance: the
+target of instance j of image i is its own mask `instance_mask[i] == j + 1`,
+so the LoCE names one object (not the union of its class, as the COCO
+pipeline does) and carries the object's planted sub-concept and background
+in the store's index table.
 
 `select_instances` builds the instance table from `synthaerial.generate`
 records (minimum-area filter, optional seeded cap per concept),
@@ -120,7 +121,8 @@ def instance_targets(
       instance_mask: (n_img, H, W) instance ids.
       rows, instances: (n,) image rows and instance ids.
       grid: target side; equal to H = W keeps the binary mask, otherwise
-        `skimage`-style anti-aliased resampling gives soft targets (§1.4).
+        `skimage`-style anti-aliased resampling gives soft targets (as the
+        LoCE reference code resizes masks).
 
     Returns:
       (masks (n, H, W) bool, targets (n, grid, grid) float32).

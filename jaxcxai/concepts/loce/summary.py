@@ -105,7 +105,7 @@ def retrieval(x, labels, ks, metric) -> dict:
 
 
 def iou_summary(results, layers, concepts) -> dict:
-    """Own-projection IoU per layer and concept: mean, std, fraction zero (§4.7)."""
+    """Own-projection IoU per layer and concept: mean, std, fraction zero."""
     out = {}
     for name in layers:
         iou = np.asarray(results.layers[name]["iou"])

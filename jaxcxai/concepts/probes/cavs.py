@@ -44,7 +44,7 @@ def flatten_acts(acts: jax.typing.ArrayLike, pool: str = "flatten") -> jax.Array
     Args:
       acts: (..., H, W, C) maps.
       pool: "flatten" (d = H*W*C, plain TCAV) or "mean" (d = C, spatial mean,
-        the "1D-CAV" of concepts.md §5.2).
+        the "1D-CAV" of Mikriukov et al. 2023, arXiv 2304.14864).
     """
     acts = jnp.asarray(acts)
     if acts.ndim < 3:

@@ -13,15 +13,15 @@ from __future__ import annotations
 import json
 import math
 import os
+import textwrap
 
 import numpy as np
 
-from jaxcxai import features
+from jaxcxai import features, plotting
 from jaxcxai.concepts.probes import cavs as cav_lib
 from jaxcxai.concepts.probes import kpis, net2vec, pipeline, study
 from jaxcxai.concepts.probes.report import (
     _cav_accuracy,
-    _pyplot,
     _save,
     aggregate_probe,
     best_layers,
@@ -152,27 +152,29 @@ def tcav_metrics(st: ProbeStudy, workdir: str, net: TrainedBackbone, meta: dict,
 def plot_masks(workdir: str, meta: dict, best: dict, num: int) -> str:
     """Per concept: held-out images with its largest masks; predicted mask of
     the aggregated probe of the best layer (red) and the label outline (green)."""
-    plt = _pyplot()
+    from matplotlib.patches import Patch
+
     data = study.load_npz(os.path.join(workdir, study.DATA))
     probes = study.load_npz(os.path.join(workdir, study.NET2VEC))
     cache = features.FeatureCache(os.path.join(workdir, "features", "test"))
     images, masks = data["test_image"], data["test_masks"]
-    concepts, size = meta["concepts"], masks.shape[-2:]
-    fig, axes = plt.subplots(len(concepts), num, figsize=(1.7 * num, 1.7 * len(concepts)),
-                             squeeze=False)  # fmt: skip
-    for k, c in enumerate(concepts):
+    size = masks.shape[-2:]
+    shown = [(k, c) for k, c in enumerate(meta["concepts"]) if best[c] is not None]
+    absent = [c for c in meta["concepts"] if best[c] is None]
+    fig, axes = plotting.figure(max(len(shown), 1), num, squeeze=False,
+                                size=(1.6 * num + 0.6, 1.6 * len(shown) + 1.2))  # fmt: skip
+    for row, (k, c) in enumerate(shown):
         area = masks[:, k].reshape(len(masks), -1).sum(1, dtype=np.int64)
         rows = [i for i in np.argsort(-area, kind="stable")[:num] if area[i] > 0]
         n = best[c]
-        axes[k, 0].set_title(f"{c} ({n or 'absent'})", fontsize=8, loc="left")
-        if n is not None:
-            w, b = probes[f"{n}.w"][k : k + 1], probes[f"{n}.b"][k : k + 1]
-            acts = np.asarray(cache[n], np.float32)[np.asarray(rows, np.int64)]
-            acts = np.asarray(net2vec.apply_thresholds(acts, probes[f"{n}.thr"]))
-            logits = net2vec.probe_logits(aggregate_probe(w, b), acts, size)
-            pred = np.asarray(logits)[0, 0] > 0
+        axes[row, 0].set_title(f"{c}: layer {n}", fontsize=8, loc="left")
+        w, b = probes[f"{n}.w"][k : k + 1], probes[f"{n}.b"][k : k + 1]
+        acts = np.asarray(cache[n], np.float32)[np.asarray(rows, np.int64)]
+        acts = np.asarray(net2vec.apply_thresholds(acts, probes[f"{n}.thr"]))
+        logits = net2vec.probe_logits(aggregate_probe(w, b), acts, size)
+        pred = np.asarray(logits)[0, 0] > 0
         for j in range(num):
-            ax = axes[k, j]
+            ax = axes[row, j]
             ax.axis("off")
             if j >= len(rows):
                 continue
@@ -183,7 +185,13 @@ def plot_masks(workdir: str, meta: dict, best: dict, num: int) -> str:
                 ax.contour(
                     masks[rows[j], k], levels=[0.5], colors="lime", linewidths=0.7
                 )
-    fig.tight_layout()
+    fig.legend(handles=[Patch(color="red", alpha=0.55, label="predicted mask"),
+                        Patch(fill=False, edgecolor="lime", label="true mask")],
+               loc="outside lower center", ncol=2)  # fmt: skip
+    note = f" ({', '.join(absent)}: no held-out image)" if absent else ""
+    fig.suptitle(textwrap.fill("Net2Vec: the aggregated probe of each concept's best "
+                               "layer on the held-out images with the largest masks"
+                               + note, 60))  # fmt: skip
     return _save(fig, workdir, "concept_masks.png")
 
 
@@ -213,7 +221,7 @@ def evaluate(st: ProbeStudy, workdir: str, net: TrainedBackbone, progress=True) 
     }  # fmt: skip
     figures = [plot_iou(iou, concepts, layers, workdir)]
     if tc:
-        figures.append(plot_tcav(tc, layers, workdir))
+        figures.append(plot_tcav(tc, layers, workdir, st.tcav.significance))
     figures.append(plot_masks(workdir, meta, best, st.report.num_examples))
     md = markdown(results)
     write_json_atomic(os.path.join(workdir, RESULTS), results)

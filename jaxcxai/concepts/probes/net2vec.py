@@ -3,7 +3,7 @@
 A probe (w: (C,), b: ()) predicts M(x) = sigmoid(U(sum_c w_c A_c(x) + b)),
 where A (h, w, C) are the layer's activations at native resolution and U is
 bilinear upsampling (PyTorch `align_corners=False`) to the label resolution
-(H, W). Net2Vec (Fong & Vedaldi 2018; concepts.md §2.1) upsamples the
+(H, W). Net2Vec (Fong & Vedaldi, CVPR 2018) upsamples the
 activations first; because U is linear, acts per channel and its rows sum to
 one, U(sum_c w_c A_c + b) = sum_c w_c U(A_c) + b, so computing the logit map
 at native resolution and upsampling it is exact and C times cheaper.
@@ -13,8 +13,8 @@ Objectives (per-image losses, averaged over pixels; swap via `OBJECTIVES`):
 * "net2vec": the soft TP/TN objective
   -mean_p [a M_p L_p + (1 - a) (1 - M_p) (1 - L_p)] with the dataset-level
   a = 1 - mean foreground fraction. (reconstruction - not verified against
-  the paper; consistent with the reference code.) The paper sums over
-  pixels; the mean only rescales the gradient by 1 / (H W).
+  the paper; consistent with the reference code.) The reconstructed loss
+  sums over pixels; the mean only rescales the gradient by 1 / (H W).
 * "balanced_bce": class-weighted BCE
   -mean_p [f L_p log M_p + (1 - f) (1 - L_p) log(1 - M_p)], f = 0.95 as in
   the reference config (hybrid_learning `BalancedBCELoss(0.95)`); for
@@ -249,7 +249,7 @@ def normalize_embedding(emb: Embedding) -> Embedding:
 
 
 def mean_normalized_embedding(emb: Embedding, axis: int = 0) -> Embedding:
-    """Aggregates runs/ensemble members by MEAN_NORMALIZED_DIST (concepts.md §2.1).
+    """Aggregates runs/ensemble members by MEAN_NORMALIZED_DIST (hybrid_learning).
 
     Members are normalized to unit normals n_j with support b'_j (so their
     signed distance to the plane is n_j . a - b'_j). The mean normal is

@@ -6,7 +6,7 @@ Glue between the probe library (`bulk`, `tcav`, `stats`) and the scripts
 * `concept_masks` turns a class-index mask (SynthAerial: 0 = background,
   c = CONCEPTS[c - 1]) into per-concept binary labels (N, K, H, W).
 * `coco_probe_data` / `voc_probe_data` build the same (images, masks) from
-  real annotations (concepts.md §1.3), images resized to a square side.
+  real annotations (`jaxcxai.data.coco`), images resized to a square side.
 * `layer_head_fn` returns the network from a layer's activations to the
   logits, which TCAV differentiates. A linen backbone computes all its
   layers in one `__call__`, so the head re-runs the model with

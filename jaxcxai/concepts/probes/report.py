@@ -12,6 +12,7 @@ import os
 import jax
 import numpy as np
 
+from jaxcxai import plotting
 from jaxcxai.concepts.probes import net2vec
 
 
@@ -42,65 +43,67 @@ def _cav_accuracy(acts, present, direction, norm, bias) -> np.ndarray:
     return 0.5 * ((z[present] > 0).mean(0) + (z[~present] <= 0).mean(0))
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _save(fig, workdir: str, name: str) -> str:
-    path = os.path.join(workdir, name)
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    _pyplot().close(fig)
-    os.replace(tmp, path)
-    return name
+    return plotting.save(fig, os.path.join(workdir, name))
 
 
 def plot_iou(iou: dict, concepts, layers, workdir: str) -> str:
-    """Grouped bars: set IoU per concept, one bar per layer (std over runs)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(concepts), 3.4))
-    x, width = np.arange(len(concepts)), 0.8 / len(layers)
+    """Grouped bars: set IoU per concept, one bar per layer (std over runs).
+
+    Concepts without held-out images are left out: their IoU would only
+    show the smoothing convention (1 when nothing is predicted).
+    """
+    shown = [c for c in concepts if iou[layers[0]][c]["test_images"]]
+    absent = [c for c in concepts if c not in shown]
+    fig, ax = plotting.figure(size=(1.6 + 0.75 * max(len(shown), 1), 3.6))
+    x, width = np.arange(len(shown)), 0.8 / len(layers)
     for j, n in enumerate(layers):
-        mean = [iou[n][c]["set_iou_mean"] for c in concepts]
-        std = [iou[n][c]["set_iou_std"] for c in concepts]
+        mean = [iou[n][c]["set_iou_mean"] for c in shown]
+        std = [iou[n][c]["set_iou_std"] for c in shown]
         ax.bar(x + (j - (len(layers) - 1) / 2) * width, mean, width, yerr=std,
                label=n, capsize=2)  # fmt: skip
-    ax.set_xticks(x, concepts, rotation=30, ha="right")
+    ax.set_xticks(x, [f"{c}\n(n={iou[layers[0]][c]['test_images']})" for c in shown],
+                  rotation=30, ha="right")  # fmt: skip
     ax.set_ylabel("held-out set IoU")
+    ax.set_xlabel("concept (n = held-out images containing it)")
     ax.set_ylim(0, 1)
-    ax.legend(title="layer", fontsize=8)
-    fig.tight_layout()
+    plotting.legend_outside(ax, title="layer")
+    note = f"; absent from the held-out images: {', '.join(absent)}" if absent else ""
+    plotting.title(ax, "Net2Vec probes: set IoU per concept and layer, mean ± "
+                   f"std over runs{note}", width=70)  # fmt: skip
     return _save(fig, workdir, "net2vec_iou.png")
 
 
-def plot_tcav(tc: dict, layers, workdir: str) -> str:
-    """TCAV scores per concept and layer; random mean as a tick, * significant."""
-    plt = _pyplot()
+def plot_tcav(tc: dict, layers, workdir: str, alpha: float = 0.05) -> str:
+    """TCAV score per concept and layer (mean ± std over random runs), the
+    random-vs-random mean as a black tick; green bars are significant."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     tested = list(tc[layers[0]])
-    fig, axes = plt.subplots(1, len(layers), figsize=(0.8 + 2.6 * len(layers), 3.4),
-                             sharey=True, squeeze=False)  # fmt: skip
+    fig, axes = plotting.figure(1, len(layers), size=(1.6 + 2.8 * len(layers), 3.8),
+                                sharey=True, squeeze=False)  # fmt: skip
     x = np.arange(len(tested))
     for ax, n in zip(axes[0], layers):
         r = [tc[n][c] for c in tested]
         ax.bar(x, [v["mean"] for v in r], yerr=[v["std"] for v in r], capsize=2,
                color=["tab:green" if v["significant"] else "tab:gray" for v in r])  # fmt: skip
         ax.scatter(x, [v["random_mean"] for v in r], marker="_", s=200, color="k",
-                   zorder=3, label="random")  # fmt: skip
-        for i, v in enumerate(r):
-            if v["significant"]:
-                ax.text(i, min(v["mean"] + v["std"] + 0.03, 1.02), "*", ha="center")
-        ax.set_title(n)
-        ax.set_ylim(0, 1.1)
-        ax.set_xticks(x, [f"{c}\n({tc[n][c]['target']})" for c in tested],
+                   zorder=3)  # fmt: skip
+        ax.axhline(0.5, color="0.6", lw=0.8, ls=":")
+        ax.set_title(f"layer {n}")
+        ax.set_ylim(0, 1.05)
+        ax.set_xticks(x, [f"{c} ({tc[n][c]['target']})" for c in tested],
                       rotation=60, ha="right", fontsize=7)  # fmt: skip
-    axes[0, 0].set_ylabel("TCAV score")
-    axes[0, 0].legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
+    axes[0, 0].set_ylabel("TCAV score (share of class images)")
+    handles = [
+        Patch(color="tab:green", label=f"significant (Bonferroni, {alpha})"),
+        Patch(color="tab:gray", label="not significant"),
+        Line2D([], [], color="k", marker="_", ls="", ms=12, label="random CAVs' mean"),
+        Line2D([], [], color="0.6", ls=":", label="chance (0.5)"),
+    ]  # fmt: skip
+    plotting.legend_outside(axes[0, -1], handles=handles)
+    fig.suptitle("TCAV: concept (target class) scores, mean ± std over random runs")
     return _save(fig, workdir, "tcav_scores.png")
 
 
@@ -112,19 +115,20 @@ def markdown(results: dict) -> str:
         f"### Net2Vec: set IoU on {results['num_test']} held-out images",
         "",
         "Mean ± std over runs; the best layer per concept in bold. A concept "
-        "absent from the held-out images scores 1 by the smoothing convention "
-        "when its probe predicts nothing.",
+        "absent from the held-out images has no IoU (n/a).",
         "",
         "| concept | held-out images | " + " | ".join(layers) + " | best layer |",
         "|---|---|" + "---|" * (len(layers) + 1),
     ]
     for c in concepts:
         cells = []
+        n_img = iou[layers[0]][c]["test_images"]
         for n in layers:
             r = iou[n][c]
             cell = f"{r['set_iou_mean']:.3f} ± {r['set_iou_std']:.3f}"
-            cells.append(f"**{cell}**" if n == best[c] else cell)
-        n_img = iou[layers[0]][c]["test_images"]
+            cells.append(
+                "n/a" if not n_img else f"**{cell}**" if n == best[c] else cell
+            )
         name = best[c] or "n/a"
         lines.append(f"| {c} | {n_img} | " + " | ".join(cells) + f" | {name} |")
     tc = results["tcav"]
@@ -137,8 +141,14 @@ def markdown(results: dict) -> str:
         "",
         f"Cells: mean score over {len(tc[layers[0]][tested[0]]['scores'])} random "
         "runs (random-vs-random mean), Bonferroni-corrected p over "
-        f"{results['tcav_num_tests']} tests; * = significant at "
-        f"{results['tcav_significance']}; acc = held-out CAV accuracy.",
+        f"{results['tcav_num_tests']} tests"
+        + (
+            f"; * = significant at {results['tcav_significance']}"
+            if any(tc[n][c]["significant"] for n in layers for c in tested)
+            else f"; none is significant at {results['tcav_significance']}"
+        )
+        + "; acc = held-out CAV accuracy; p = n/a where concept and random "
+        "scores are all equal (the t-test is undefined).",
         "",
         "| concept | target | " + " | ".join(layers) + " |",
         "|---|---|" + "---|" * len(layers),

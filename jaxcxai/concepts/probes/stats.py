@@ -1,6 +1,6 @@
 """Significance of TCAV scores: two-sided t-tests with Bonferroni correction.
 
-TCAV (Kim et al., 2018; concepts.md §2.2) repeats the CAV fit against many
+TCAV (Kim et al., ICML 2018) repeats the CAV fit against many
 random negative sets. A concept is significant for a (class, layer) if its
 scores over the repeats differ from the scores of random-vs-random CAVs by a
 two-sided two-sample t-test, after a Bonferroni correction over all

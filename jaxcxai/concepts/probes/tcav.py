@@ -1,10 +1,11 @@
 """TCAV in bulk: many CAVs per call, directional derivatives via `jax.vjp`.
 
-A CAV (concept activation vector, Kim et al. 2018; concepts.md §2.2, a
-reconstruction of the standard method) is the unit normal of a linear
-classifier separating layer activations f_l(x) of concept examples (label 1)
-from those of random examples (label 0). `fit_cavs` fits one CAV for every
-(concept k, random set r) pair, K x R classifiers in one call:
+A CAV (concept activation vector, TCAV: Kim et al., ICML 2018; a
+reconstruction of the standard method as commonly described) is the unit
+normal of a linear classifier separating layer activations f_l(x) of
+concept examples (label 1) from those of random examples (label 0).
+`fit_cavs` fits one CAV for every (concept k, random set r) pair, K x R
+classifiers in one call:
 
 * "logistic": L2-regularized logistic regression,
   J(w, b) = mean_i log(1 + exp(-y_i (w.x_i + b))) + alpha/2 ||w||^2;

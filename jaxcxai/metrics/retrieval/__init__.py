@@ -11,7 +11,7 @@ come from per-query histograms of all and of relevant items per distance.
 Relevance: item j is relevant to query q when their multi-hot labels share at
 least one class (L_q . L_j > 0).
 
-Two mAP@K semantics (hashing spec §4.1):
+Two mAP@K semantics:
   * "reference" (DUCH/CHNR `calc_map_k`): T = min(K, R_q), where R_q is the
     number of relevant items; AP = (1/T) sum_{m<=T} m / p_m, with p_m the rank
     of the m-th relevant item in the full ranked list (not truncated at K).

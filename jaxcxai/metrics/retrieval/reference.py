@@ -1,12 +1,13 @@
 """Literal per-query NumPy port of the DUCH/CHNR retrieval metrics.
 
 This is the test oracle and the benchmark baseline for `metrics.retrieval`,
-not the code to call for evaluation. It follows the step-by-step description
-of the reference `utils.py` (hashing spec §4): one Python iteration per
-query, a full sort of the query's Hamming distances, and `p_top_k` re-sorting
-inside its K loop. The only deliberate change is the sort: the reference's
-`torch.sort` is not stable, so its order inside tied distances is arbitrary;
-here every sort is `kind="stable"`, i.e. ties are ranked by database index.
+not the code to call for evaluation. It follows the reference `utils.py`
+(comrados/duch and comrados/noisy_captions, identical in both) step by step:
+one Python iteration per query, a full sort of the query's Hamming
+distances, and `p_top_k` re-sorting inside its K loop. The only deliberate
+change is the sort: the reference's `torch.sort` is not stable, so its order
+inside tied distances is arbitrary; here every sort is `kind="stable"`,
+i.e. ties are ranked by database index.
 
 Codes are +-1 (the reference applies `sign` first); labels are multi-hot and
 an item is relevant to a query when they share at least one label.
@@ -47,7 +48,7 @@ def calc_map_k(
     retrieval_label: np.ndarray,
     k: int | None = None,
 ) -> float:
-    """Reference mAP@K (spec §4.1): not truncated at K, normalised by min(K, R).
+    """Reference mAP@K (`calc_map_k`): not truncated at K, normalised by min(K, R).
 
     For each query: sort all database items by distance (stable), take the
     1-based ranks p_1 < p_2 < ... of the relevant items in the full list, keep
@@ -90,7 +91,7 @@ def p_top_k(
     retrieval_label: np.ndarray,
     ks=REFERENCE_PK_KS,
 ) -> np.ndarray:
-    """Reference P@K (spec §4.2): k = min(K, N); re-sorts for every K.
+    """Reference P@K (`p_top_k`): k = min(K, N); re-sorts for every K.
 
     Returns:
       (len(ks),) mean precision over all queries; queries with no relevant
@@ -117,7 +118,7 @@ def pr_curve(
     query_label: np.ndarray,
     retrieval_label: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Reference precision-recall over Hamming radius r = 0..nbits (spec §4.2).
+    """Reference precision-recall over Hamming radius r = 0..nbits (`pr_curve`).
 
     P_r = TP(d <= r) / #(d <= r) with a zero count replaced by 1e-4, and
     R_r = TP(d <= r) / R_q; both averaged over all queries, queries with no
@@ -152,7 +153,7 @@ def calc_map_rad(
     retrieval_label: np.ndarray,
     radii=REFERENCE_RADII,
 ) -> np.ndarray:
-    """Reference "mAP HR": mean precision within Hamming radius r (spec §4.2).
+    """Reference "mAP HR": mean precision within Hamming radius r (`calc_map_rad`).
 
     Returns:
       (len(radii),) the P_r of `pr_curve` at each radius.

@@ -308,18 +308,18 @@ def test_figures_render():
         loce_plots.plot_embedding(
             emb, labels, gmms, lc.decision_regions(emb, gmms, grid=10)
         ),
-        loce_plots.plot_dendrogram(
-            z, labels, lc.purity(lc.extract_clusters(z, labels), labels)
-        ),
+        loce_plots.plot_dendrogram(z, labels, title="purity"),
         loce_plots.plot_separation_heatmap(
             *reversed(la.pairwise_separation(v, labels))
         ),
         loce_plots.plot_retrieval_curves(
             {"mid": la.mean_precision_at_k(v, labels, ks=(1, 5))}
         ),
-        loce_plots.plot_outlier_tiles([np.zeros((4, 4))] * 5, np.arange(5.0), n=3),
+        loce_plots.plot_outlier_tiles(
+            [np.zeros((4, 4))] * 3, np.arange(3.0), boxes=[(0, 0, 2, 2)] * 3
+        ),
         loce_plots.plot_projection_overlay(
-            np.zeros((8, 8, 3)), np.eye(8), threshold=0.5
+            np.zeros((8, 8, 3)), np.eye(8), threshold=0.5, truth=np.eye(8) > 0
         ),
     ]
     for fig in figs:

@@ -1,0 +1,154 @@
+"""The main job's report: header, glossary, one section per stage.
+
+Every stage result may carry, besides `markdown` and `figures`:
+  summary          one paragraph: what ran, at what size
+  reconstructions  [(part, reason)]: parts implemented from a reconstruction
+                   of the paper, not verified against the authors' code
+  caveats          [text]: where the data are too small for a conclusion
+"""
+
+from __future__ import annotations
+
+import os
+
+# Every term the stages' sections use, defined once.
+GLOSSARY = (
+    (
+        "variant",
+        "the size setting of this job (`tiny` for CI, `default` for "
+        "`make demo`, `full` for the larger studies)",
+    ),
+    (
+        "CAV",
+        "concept activation vector: the normal of a linear classifier that "
+        "separates a layer's activations of concept images from random images",
+    ),
+    (
+        "TCAV score",
+        "fraction of a class's images whose logit increases along "
+        "the CAV (positive directional derivative); 0.5 is chance",
+    ),
+    (
+        "Bonferroni",
+        "p-values multiplied by the number of tests (capped at 1), "
+        "so the family-wise error stays at the stated level",
+    ),
+    (
+        "Net2Vec probe",
+        "a 1x1 convolution + sigmoid on a layer's activations "
+        "that predicts a concept's segmentation mask",
+    ),
+    (
+        "set IoU",
+        "intersection over union of predicted and true concept masks, "
+        "summed over all held-out images before dividing",
+    ),
+    (
+        "LoCE",
+        "local concept embedding: the Net2Vec probe fitted to one image's "
+        "single object mask (one vector per object instance and layer)",
+    ),
+    ("ml", "multi-layer: the LoCEs of all analysed layers concatenated"),
+    (
+        "ARI",
+        "adjusted Rand index between two partitions: 1 identical, about 0 "
+        "for chance agreement",
+    ),
+    (
+        "purity",
+        "share of the members of each hierarchical cluster that carry "
+        "the cluster's majority concept, averaged over clusters",
+    ),
+    (
+        "separation",
+        "Sep(a, b): smallest distance between a member of a and a "
+        "member of b, divided by the largest distance within their union",
+    ),
+    (
+        "overlap",
+        "Ov(a <- b): share of b's LoCEs that fall inside a's region "
+        "(its GMM 1-sigma ellipses in the 2-D embedding)",
+    ),
+    (
+        "mAP@K",
+        "mean over queries of average precision over the top K "
+        "retrieved items (Hamming ranking of binary codes)",
+    ),
+    (
+        "reference semantics",
+        "mAP@K as the DUCH/CHNR code computes it: AP "
+        "normalised by min(K, number of relevant items), ranks over the full list",
+    ),
+    ("I→T, T→I", "image queries retrieving captions, and the reverse"),
+    (
+        "p (noise rate)",
+        "probability that a training image's caption is "
+        "replaced by a caption of an image of another scene",
+    ),
+)
+
+
+def _stage_times(results: dict) -> list[str]:
+    rows = ["| stage | time |", "|---|---|"]
+    for name, r in results.items():
+        rows.append(f"| {name} | {r.get('seconds', 0) / 60:.1f} min |")
+    return rows
+
+
+def header(config, results: dict, total_seconds: float) -> list[str]:
+    env = results.get("environment", {}).get("info", {})
+    this_run = sum(r.get("seconds", 0) for r in results.values())
+    lines = [
+        "# jaxcxai main job report",
+        "",
+        f"- **Variant**: `{config.get('variant', '?')}`; stages: "
+        + ", ".join(config.stages) + ".",
+        "- **Devices**: "
+        + (f"{env.get('device_count')} x {env.get('device_kind')} "
+           f"({env.get('platform')}), {env.get('process_count')} process(es)"
+           if env else "not recorded")
+        + ".",
+        "- **Software**: "
+        + (", ".join(f"{k} {env[k]}" for k in ("python", "jax", "flax", "optax")
+                     if k in env) or "not recorded")
+        + ".",
+        f"- **Time**: {this_run / 60:.1f} min over all stages (this invocation: "
+        f"{total_seconds / 60:.1f} min; stages finished by earlier runs keep "
+        "their own times).",
+        "- **Data**: SynthAerial, generated on the fly from fixed seeds (no "
+        "download); each stage below states its sizes and seeds.",
+        "",
+    ]  # fmt: skip
+    return lines + _stage_times(results) + [""]
+
+
+def write_report(config, results: dict, workdir: str, total_seconds: float) -> str:
+    """Writes `workdir/report.md` (atomically); returns its path."""
+    lines = header(config, results, total_seconds)
+    lines += ["## Terms", ""]
+    lines += [f"- **{term}**: {meaning}." for term, meaning in GLOSSARY]
+    lines.append("")
+    for name, r in results.items():
+        lines += [f"## {name}", ""]
+        if r.get("summary"):
+            lines += [f"_What ran_: {r['summary']}", ""]
+        lines += [r.get("markdown", "").rstrip(), ""]
+        recon = r.get("reconstructions") or []
+        if recon:
+            lines += [
+                "**Reconstructions** (not verified against the authors' code):",
+                "",
+            ]
+            lines += [f"- {part}: {why}" for part, why in recon] + [""]
+        caveats = r.get("caveats") or []
+        if caveats:
+            lines += ["**Caveats**:", ""] + [f"- {c}" for c in caveats] + [""]
+        for fig in r.get("figures", []):
+            lines += [f"![{name}: {fig}]({os.path.join(name, fig)})", ""]
+        lines += [f"_Stage time: {r.get('seconds', 0) / 60:.1f} min._", ""]
+    path = os.path.join(workdir, "report.md")
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write("\n".join(lines))
+    os.replace(tmp, path)
+    return path
