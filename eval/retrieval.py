@@ -10,9 +10,13 @@ first); labels are multi-hot. Writes to OUT:
   retrieval_metrics.json  every metric per direction (PR curves as lists),
   retrieval_metrics.md    a markdown table of the scalar metrics,
   pr_curve.png            precision-recall and precision-vs-radius plots.
-Ties in distance are ranked by database index; "map@K" is the reference
-(DUCH) semantics, "map_trunc@K" the standard truncated AP@K (see
-`jaxcxai.metrics.retrieval`).
+"map@K" is the reference (DUCH) AP, "map_trunc@K" the standard truncated
+AP@K (see `jaxcxai.metrics.retrieval`). `--ties expected` (default) reports
+each rank metric's mean over all orders of tied distances; `--ties reference`
+reproduces the reference code (ties ranked by database index, as `--ties
+index`). `--no-relevant zero|exclude` sets how queries without a relevant
+item enter the means (default: 0 for map@K, P@K and PR; excluded for
+map_trunc@K).
 """
 
 import json
@@ -148,6 +152,8 @@ def _main(argv) -> dict:
         default=list(retrieval.REFERENCE_RADII),
     )  # fmt: skip
     p.add_argument("--normalize", choices=("min_k_r", "hits"), default="min_k_r")
+    p.add_argument("--ties", choices=retrieval.TIES, default="expected")
+    p.add_argument("--no-relevant", choices=retrieval.NO_RELEVANT, default=None)
     p.add_argument("--binarize", action="store_true", help="map x >= 0 to +1, else -1")
     args = p.parse_args(argv)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
@@ -163,6 +169,8 @@ def _main(argv) -> dict:
         pk_ks=tuple(args.pk_k),
         radii=tuple(args.radii),
         normalize=args.normalize,
+        ties=args.ties,
+        no_relevant=args.no_relevant,
     )
     os.makedirs(args.out, exist_ok=True)
     as_json = {

@@ -4,15 +4,24 @@ Holds the entry naming (``pooled_name``), ``FeatureCache`` (reads a cache that
 ``jaxcxai.features.extract`` wrote), ``_CacheWriter`` (appends whole chunks
 atomically and resumes a partial cache) and ``_MemoryWriter`` (the same
 interface, in memory). The cache layout is described in ``jaxcxai.features``.
+
+Resume identity: the index records the extraction settings and the caller's
+fingerprint (``jaxcxai.checks``: backbone weights, data spec, seed);
+resuming with any of them changed raises ``FingerprintError`` naming the field,
+so a cache never mixes rows of two models. On opening, the writer deletes what
+a killed run left behind: temporary files and chunk files the index does not
+list.
 """
 
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
+
+from jaxcxai.checks import check_fingerprint, fingerprint_record
 
 _FORMAT = "jaxcxai.features/1"
 _INDEX = "index.json"
@@ -51,6 +60,11 @@ class FeatureCache:
     @property
     def complete(self) -> bool:
         return bool(self.index["complete"])
+
+    @property
+    def fingerprint(self) -> dict | None:
+        """The fingerprint record the cache was written with (None: older)."""
+        return self.index.get("fingerprint")
 
     @property
     def num_chunks(self) -> int:
@@ -103,29 +117,42 @@ def _atomic_write(path: Path, write: Callable) -> None:
     os.replace(tmp, path)
 
 
-class _CacheWriter:
-    """Appends whole chunks to a cache directory; resumes an existing one."""
+_CHUNK_FILE = re.compile(r"^e\d+-.*\.(\d{5})\.npy$")
+_SETTINGS = ("layers", "dtype", "pool", "keep_acts", "chunk_size")
 
-    def __init__(self, path: Path, config: dict):
+
+class _CacheWriter:
+    """Appends whole chunks to a cache directory; resumes an existing one.
+
+    Args:
+      path: the cache directory.
+      config: the extraction settings (`_SETTINGS` and ``num_examples``).
+      fingerprint: what produced the activations (weights, data, seed).
+    """
+
+    def __init__(self, path: Path, config: dict, fingerprint: Mapping):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
-        for tmp in self.path.glob("*.tmp"):
-            tmp.unlink()  # left by an interrupted write; never listed in the index
         self.index = {"format": _FORMAT, **config, "entries": {}, "chunks": []}
+        self.index["fingerprint"] = fingerprint_record(fingerprint)
         self.index["complete"] = False
         if (self.path / _INDEX).is_file():
-            self._resume(FeatureCache(self.path))
+            self._resume(FeatureCache(self.path), fingerprint)
+        self._remove_orphans()
 
-    def _resume(self, old: FeatureCache) -> None:
-        for key, value in self.index.items():
-            if key in ("entries", "chunks", "complete", "num_examples"):
-                continue
-            if old.index.get(key) != value:
-                raise ValueError(
-                    f"feature cache {self.path} was written with {key}="
-                    f"{old.index.get(key)!r}, this call has {value!r}; use another "
-                    "cache_dir or delete it"
-                )
+    def _resume(self, old: FeatureCache, fingerprint: Mapping) -> None:
+        # The settings are checked as the field "extraction" of the record.
+        recorded = old.fingerprint
+        if recorded is not None:
+            settings = {k: old.index.get(k) for k in _SETTINGS}
+            recorded = {"extraction": fingerprint_record(settings), **recorded}
+        check_fingerprint(
+            recorded,
+            {"extraction": {k: self.index[k] for k in _SETTINGS}, **fingerprint},
+            path=str(self.path),
+            what=f"feature cache {self.path}",
+            fresh=f"delete {self.path} (or use another cache_dir)",
+        )
         n_old, n_new = old.index.get("num_examples"), self.index["num_examples"]
         if n_old is not None and n_new is not None and n_old != n_new:
             raise ValueError(
@@ -143,6 +170,19 @@ class _CacheWriter:
             self.index["chunks"].append(count)
         if len(self.index["chunks"]) == len(old.index["chunks"]):
             self.index["complete"] = old.complete
+
+    def _remove_orphans(self) -> None:
+        """Deletes temporary files and chunk files past the kept chunks.
+
+        A kill between writing a chunk's files and the index leaves them; the
+        next chunk write would replace them, but a run that stops earlier (or
+        finds the cache complete) must not leave them behind either.
+        """
+        kept = len(self.index["chunks"])
+        for f in self.path.iterdir():
+            m = _CHUNK_FILE.match(f.name)
+            if f.name.endswith(".tmp") or (m and int(m[1]) >= kept):
+                f.unlink()
 
     @property
     def num_done(self) -> int:

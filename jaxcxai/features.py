@@ -13,14 +13,22 @@ Cache layout (``cache_dir``): ``index.json`` plus one ``.npy`` per entry and
 chunk. Chunk files are written to a temporary name and renamed, and the index
 is rewritten (atomically) only after all files of a chunk exist, so an
 interrupted run leaves only whole chunks; re-running resumes after the last
-chunk the index lists. Single-host: outputs are gathered to this host.
+chunk the index lists, if the index's fingerprint (settings plus the caller's
+``fingerprint``: weights, data, seed) matches. Single-host: outputs are
+gathered to this host.
+
+Non-finite activations: ``extract`` counts NaN / inf in what the backbone
+returns, on device and fetched with the batch, and raises
+``jaxcxai.checks.NonFiniteError`` naming the entry, the count and the images,
+so a broken backbone's NaNs never reach a cache or a method.
 
 The cache reader and writers live in ``jaxcxai.feature_cache``; this module
 holds the extraction loop and the batching of the input.
 """
 
+import dataclasses
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import jax
@@ -28,14 +36,28 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxcxai import parallel
-from jaxcxai.feature_cache import _FORMAT as _FORMAT
-from jaxcxai.feature_cache import _INDEX as _INDEX
+from jaxcxai import checks, parallel
+from jaxcxai.checks import NonFiniteError
 from jaxcxai.feature_cache import FeatureCache as FeatureCache
-from jaxcxai.feature_cache import _atomic_write as _atomic_write
-from jaxcxai.feature_cache import _CacheWriter as _CacheWriter
-from jaxcxai.feature_cache import _MemoryWriter as _MemoryWriter
+from jaxcxai.feature_cache import _CacheWriter, _MemoryWriter
 from jaxcxai.feature_cache import pooled_name as pooled_name
+
+__all__ = ["FeatureCache", "backbone_fingerprint", "extract", "pooled_name"]
+
+
+def backbone_fingerprint(net) -> dict:
+    """What identifies a trained backbone: its weights' digest and its meta.
+
+    Args:
+      net: a `jaxcxai.training.TrainedBackbone` (anything with `variables`
+        and a dataclass `meta`).
+
+    Returns:
+      {"weights": "sha256:..." of every variable's bytes, "meta": the
+      `backbone.json` fields}, for `fingerprint=` arguments.
+    """
+    return {"weights": checks.fingerprint(net.variables),
+            "meta": dataclasses.asdict(net.meta)}  # fmt: skip
 
 
 def _check_batch(x, what: str) -> np.ndarray:
@@ -78,7 +100,7 @@ def _iter_batches(
 
 
 def _make_step(apply_fn, layers, dtype, pool: bool, keep_acts: bool):
-    def step(x):
+    def step(x, num_valid):
         logits, acts = apply_fn(x)
         out = {}
         for layer in layers:
@@ -95,7 +117,13 @@ def _make_step(apply_fn, layers, dtype, pool: bool, keep_acts: bool):
             if pool:
                 axes = tuple(range(1, a.ndim - 1))
                 out[pooled_name(layer)] = a.astype(jnp.float32).mean(axis=axes)
-        return out
+        # Non-finite counts of the real (unpadded) rows, fetched with them.
+        real = jnp.arange(x.shape[0]) < num_valid
+        bad = {
+            k: jnp.sum(~jnp.isfinite(v) & real.reshape((-1,) + (1,) * (v.ndim - 1)))
+            for k, v in out.items()
+        }
+        return out, bad
 
     return jax.jit(step)
 
@@ -112,6 +140,7 @@ def extract(
     keep_acts: bool = True,
     cache_dir: str | os.PathLike | None = None,
     chunk_size: int | None = None,
+    fingerprint: Mapping | None = None,
     progress: bool = True,
 ) -> "dict[str, np.ndarray] | FeatureCache":
     """Runs ``apply_fn`` over a dataset and collects the requested layers.
@@ -134,14 +163,24 @@ def extract(
             return a ``FeatureCache``; a complete cache returns at once.
         chunk_size: examples per cache chunk (a multiple of ``batch_size``;
             default about 1024).
+        fingerprint: with ``cache_dir``, what produced the activations, e.g.
+            ``{"backbone": backbone_fingerprint(net), "data": spec, "seed":
+            seed}`` (``jaxcxai.checks.fingerprint_record``); recorded in
+            the index, and a cache written with another one is refused.
+            None records nothing beyond the settings: the caller vouches for
+            the model and the data.
         progress: show a tqdm bar.
 
     Returns:
         ``{entry: (N, ...) array}``, or a ``FeatureCache`` when ``cache_dir``.
 
     Raises:
-        ValueError: images not 4-D, bad dtype/batch/chunk size, or a cache
-            written with other settings. KeyError: unknown layer.
+        ValueError: images not 4-D, bad dtype/batch/chunk size.
+        FingerprintError: the cache was written with other settings or
+            another fingerprint (names the field).
+        NonFiniteError: the backbone returned NaN or inf (names the entry,
+            the count and the image range; nothing of that chunk is stored).
+        KeyError: unknown layer.
     """
     layers = [layers] if isinstance(layers, str) else list(layers)
     dtype = np.dtype(dtype)
@@ -170,7 +209,11 @@ def extract(
         "chunk_size": chunk_size,
         "num_examples": num,
     }
-    writer = _CacheWriter(Path(cache_dir), config) if cache_dir else _MemoryWriter()
+    writer = (
+        _CacheWriter(Path(cache_dir), config, fingerprint or {})
+        if cache_dir
+        else _MemoryWriter()
+    )
     if cache_dir and writer.index["complete"]:
         cache = FeatureCache(cache_dir)
         if num is not None and len(cache) != num:
@@ -181,23 +224,34 @@ def extract(
     step = _make_step(apply_fn, layers, dtype, pool, keep_acts)
     sharding = parallel.data_sharding(mesh)
 
+    def fetch(pending, start) -> dict[str, np.ndarray]:
+        (out, bad), b = jax.device_get(pending[0]), pending[1]
+        for k, count in bad.items():
+            if count:
+                raise NonFiniteError(
+                    f"apply_fn's {k!r} of images {start}..{start + b - 1}",
+                    int(count), out[k][:b].size,
+                    "the backbone returned them (broken or diverged weights, "
+                    "NaN input, or float16 overflow: try dtype=float32)",
+                )  # fmt: skip
+        return {k: v[:b] for k, v in out.items()}
+
     def outputs() -> Iterator[dict[str, np.ndarray]]:
         # Dispatch batch i+1 before fetching batch i so host I/O overlaps compute.
-        pending = None
+        pending, start = None, writer.num_done
         for x in batches(images, writer.num_done, batch_size):
             b = len(x)
             padded = -(-b // n_dev) * n_dev
             if padded != b:
                 x = np.concatenate([x, np.zeros((padded - b, *x.shape[1:]), x.dtype)])
             with jax.set_mesh(mesh):
-                out = step(jax.device_put(x, sharding))
+                out = step(jax.device_put(x, sharding), b)
             if pending is not None:
-                yield {
-                    k: v[: pending[1]] for k, v in jax.device_get(pending[0]).items()
-                }
+                yield fetch(pending, start)
+                start += pending[1]
             pending = (out, b)
         if pending is not None:
-            yield {k: v[: pending[1]] for k, v in jax.device_get(pending[0]).items()}
+            yield fetch(pending, start)
 
     bar = tqdm(total=num, initial=writer.num_done, unit="img", disable=not progress)
     chunk, in_chunk, total = [], 0, writer.num_done

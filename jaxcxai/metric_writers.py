@@ -1,8 +1,16 @@
-"""Metric writing without TensorFlow: JSON lines plus logging.
+"""Run records without TensorFlow: JSON-lines metrics and atomic files.
 
-One record per log step, `{"step": int, name: float, ...}`, appended to
-`workdir/metrics.jsonl` by process 0 only (big_vision's writer, CLU's
-`write_scalars` interface).
+Metrics: one record per log step, `{"step": int, name: float, ...}`, appended
+to `workdir/metrics.jsonl` by process 0 only (big_vision's writer, CLU's
+`write_scalars` interface). A resumed run first calls
+`JsonlWriter.truncate(restored_step)`, so every step is logged exactly once.
+
+Files: `atomic_write` / `write_json_atomic` write a temporary file and rename
+it, so a reader never sees half a file; the temporary files of a killed
+writer are removed by the next write of the same file.
+
+What produced a stored result (its fingerprint) is recorded and checked by
+`jaxcxai.checks`.
 """
 
 from __future__ import annotations
@@ -11,12 +19,14 @@ import json
 import logging
 import math
 import os
+import re
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
 
-__all__ = ["JsonlWriter", "read_jsonl", "write_json_atomic"]
+__all__ = ["JsonlWriter", "atomic_write", "read_jsonl", "write_json_atomic"]
 
 
 def _py(value: Any) -> Any:
@@ -54,6 +64,27 @@ class JsonlWriter:
             )
             logging.info("step %d: %s", step, shown)
 
+    def truncate(self, step: int) -> int:
+        """Drops the records after `step` (the restored step of a resume).
+
+        Records past the last checkpoint were logged by a run that was then
+        interrupted; the resumed run logs those steps again. A torn last line
+        (a write cut by a kill) is dropped too. The file is rewritten
+        atomically. Returns the number of records dropped.
+        """
+        if not self._active or not os.path.exists(self.path):
+            return 0
+        with open(self.path) as f:
+            raw = f.read()
+        lines = _complete_lines(raw)
+        kept = [line for line in lines if json.loads(line)["step"] <= step]
+        if "".join(kept) != raw:
+            atomic_write(self.path, lambda f: f.write("".join(kept).encode()))
+        if len(kept) < len(lines):
+            logging.info("%s: dropped %d records after step %d", self.path,
+                         len(lines) - len(kept), step)  # fmt: skip
+        return len(lines) - len(kept)
+
     def flush(self) -> None:
         pass
 
@@ -61,16 +92,52 @@ class JsonlWriter:
         pass
 
 
+def _complete_lines(text: str) -> list[str]:
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines.pop()  # torn by a kill mid-write: never a whole record
+    return [line for line in lines if line.strip()]
+
+
 def read_jsonl(path: str) -> list[dict]:
-    """Reads every record of a JSON-lines file."""
+    """Reads every record of a JSON-lines file (a torn last line is skipped)."""
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        return [json.loads(line) for line in _complete_lines(f.read())]
+
+
+def atomic_write(path: str, write: Callable) -> None:
+    """`write(binary file)` into a temporary file, then renamed to `path`.
+
+    The temporary name carries the process id, so concurrent writers never
+    share one; leftovers of dead processes (a kill between open and rename)
+    are removed after the rename.
+    """
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        write(f)
+    os.replace(tmp, path)
+    folder, name = os.path.split(os.path.abspath(path))
+    pattern = re.compile(re.escape(name) + r"\.tmp(\d+)$")
+    for other in os.listdir(folder):
+        m = pattern.match(other)
+        if m and not _alive(int(m[1])):
+            try:
+                os.remove(os.path.join(folder, other))
+            except FileNotFoundError:
+                pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_json_atomic(path: str, obj: Any) -> None:
     """Writes JSON to `path` through a temporary file and a rename."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, default=_py)
-        f.write("\n")
-    os.replace(tmp, path)
+    text = json.dumps(obj, indent=2, default=_py) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()))

@@ -27,6 +27,8 @@ LAYERS = {
     "jaxcxai.checkpoint": 0,
     "jaxcxai.metric_writers": 0,
     "jaxcxai.hostmem": 0,
+    "jaxcxai.checks": 0,
+    "jaxcxai.plotting": 0,
     "jaxcxai.models": 1,
     "jaxcxai.data": 1,
     "jaxcxai.metrics": 1,

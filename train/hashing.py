@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import time
+import warnings
 
 import jax
 import numpy as np
@@ -98,6 +99,9 @@ def train_and_evaluate(
     bs = config.train.batch_size
     start = schedule.start_epoch(int(state.step), phases, bs)
     writer = JsonlWriter(os.path.join(workdir, "metrics.jsonl"))
+    # Epochs after the restored checkpoint were logged by the interrupted run
+    # and run again now: drop their records so each epoch is logged once.
+    writer.truncate(int(state.step))
     evals = schedule.eval_epochs(
         epochs, config.eval.eval_every_epochs, config.quirks.eval_only_final,
         phases[0]["stop"] if config.method == "chnr" else 0,
@@ -276,6 +280,17 @@ def load_features(config) -> dict:
         raise ValueError(f"data.source must be one of {SOURCES}, got {source!r}")
     if source == "auto":
         source = "h5" if d.h5_path else "synthetic"
+        if source == "synthetic":
+            # A UCM/RSICD config without its feature files must not look like
+            # a run on UCM/RSICD.
+            warnings.warn(
+                f"data.h5_path is empty: this {d.dataset} config trains on "
+                "SYNTHETIC features with planted classes, not on "
+                f"{d.dataset}; its mAPs say nothing about {d.dataset}. Set "
+                "--config.data.h5_path=DIR (the DUCH h5 feature files) or "
+                "--config.data.source=synthetic to make the choice explicit.",
+                stacklevel=2,
+            )
     if source == "h5":
         if not d.h5_path:
             raise ValueError("data.source='h5' needs data.h5_path")

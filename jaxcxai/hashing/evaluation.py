@@ -3,12 +3,15 @@ database parts, mAP@K in the four directions, and the codes file.
 
 `evaluate` is the evaluator `train.hashing` runs at its evaluation epochs;
 `save_codes` writes the `codes.npz` layout that `eval.retrieval` reads.
+`evaluate` rejects non-finite features (`NonFiniteError`, naming the part and
+modality); the metrics check their own codes (`jaxcxai.metrics.retrieval`).
 """
 
 import os
 
 import numpy as np
 
+from jaxcxai.checks import check_finite
 from jaxcxai.hashing import state as hash_state
 from jaxcxai.metrics import retrieval
 
@@ -18,22 +21,46 @@ DIRECTIONS = {"i2t": ("img", "txt"), "t2i": ("txt", "img")}
 DIRECTIONS.update({"i2i": ("img", "img"), "t2t": ("txt", "txt")})
 
 
-def map_at_k(query_codes, db_codes, query_labels, db_labels, k, untruncated):
+def map_at_k(
+    query_codes, db_codes, query_labels, db_labels, k, untruncated, ties="reference"
+):
     """mAP@K: the reference's untruncated form (a quirk of the reference
     code's `calc_map_k`) or the standard AP@K truncated at K, normalised by
-    min(K, R)."""
+    min(K, R). `ties` is the tie rule of `jaxcxai.metrics.retrieval`; the
+    default "reference" (ties ranked by database index) reproduces the
+    reference code's numbers, "expected" averages over all tie orders."""
     semantics = "reference" if untruncated else "standard"
     return retrieval.mean_average_precision(
-        query_codes, db_codes, query_labels, db_labels, k, semantics=semantics
+        query_codes,
+        db_codes,
+        query_labels,
+        db_labels,
+        k,
+        semantics=semantics,
+        ties=ties,
     )
 
 
-def evaluate(state, query: dict, db: dict, ks, untruncated: bool) -> dict:
-    """mAP@K of the four directions and their mean for each K in `ks`."""
-    codes = {
-        (s, m): hash_state.encode(state, part[m], m)
+def evaluate(
+    state, query: dict, db: dict, ks, untruncated: bool, ties: str = "reference"
+) -> dict:
+    """mAP@K of the four directions and their mean for each K in `ks`.
+
+    `ties` goes to `map_at_k`: "reference" (default) reproduces the reference
+    code's numbers, "expected" is the tie-aware mean over all tie orders.
+
+    Raises:
+      NonFiniteError: a feature array (`query['img']`, ...) holds NaN or inf.
+    """
+    feats = {
+        (s, m): np.asarray(part[m], np.float32)
         for s, part in (("q", query), ("db", db))
         for m in ("img", "txt")
+    }
+    names = {"q": "query", "db": "db"}
+    check_finite({f"{names[s]}[{m!r}]": x for (s, m), x in feats.items()})
+    codes = {
+        (s, m): hash_state._encode(state, x, m, 1024) for (s, m), x in feats.items()
     }
     out = {}
     for k in ks:
@@ -45,6 +72,7 @@ def evaluate(state, query: dict, db: dict, ks, untruncated: bool) -> dict:
                 db["labels"],
                 k,
                 untruncated,
+                ties,
             )
         out[f"map@{k}/avg"] = float(np.mean([out[f"map@{k}/{d}"] for d in DIRECTIONS]))
     return out, codes

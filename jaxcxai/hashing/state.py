@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxcxai.checks import check_finite
 from jaxcxai.hashing import losses
 from jaxcxai.hashing.models import HashDiscriminator, HashNet
 from jaxcxai.hashing.optim import disc_tx, hash_tx
@@ -191,12 +192,22 @@ def encode(state: HashState, x: np.ndarray, modality: str, chunk: int = 1024):
     Returns:
       (M, K) float32 codes in {-1, 1}: sign(out), with sign(0) taken as +1
       (the reference's 0 never occurs in practice; the metrics need +-1).
+
+    Raises:
+      NonFiniteError: `x` holds NaN or inf (a NaN feature would silently
+        become the code -1 in every bit).
     """
     if modality not in ("img", "txt"):
         raise ValueError(f"modality must be 'img' or 'txt', got {modality!r}")
+    x = np.asarray(x, np.float32)
+    check_finite({"x": x})
+    return _encode(state, x, modality, chunk)
+
+
+def _encode(state: HashState, x: np.ndarray, modality: str, chunk: int):
+    """`encode` of float32 features already checked to be finite."""
     net = state.img_net if modality == "img" else state.txt_net
     params, stats = state.params[modality], state.batch_stats[modality]
-    x = np.asarray(x, np.float32)
     outs = []
     for start in range(0, len(x), chunk):
         part = x[start : start + chunk]

@@ -2,7 +2,10 @@
 
 Batches are a function of the step (`batch_fn(step)`), and the step's PRNG key
 is `fold_in(key, step)` inside the step, so a run resumed from a checkpoint at
-step k continues exactly as the uninterrupted run would.
+step k continues exactly as the uninterrupted run would. Its metrics log does
+too: records past step k (logged before the interruption) are dropped when
+the run resumes, and at a checkpoint step the log and evaluation records are
+written before the checkpoint, so every step is logged exactly once.
 """
 
 from __future__ import annotations
@@ -78,7 +81,8 @@ def train_loop(
       key: base PRNG key; the step folds in its step number.
       num_steps: total number of steps of the run (not of this call).
       writer: receives the interval mean of each metric every `log_every`
-        steps, plus `steps_per_s`.
+        steps, plus `steps_per_s`; its records after the start step (an
+        interrupted run's, past its last checkpoint) are dropped first.
       log_every: log and non-finite-check interval. Metrics stay on device
         in between, so the loop does not synchronize every step.
       checkpointer: saves on its own interval and at the end.
@@ -97,6 +101,8 @@ def train_loop(
     """
     step_fn = jax.jit(train_step, donate_argnums=0 if donate else ())
     start = int(jax.device_get(state.step))
+    if hasattr(writer, "truncate"):
+        writer.truncate(start)
     history: list[tuple[int, dict]] = []
     bar = tqdm(
         total=num_steps,
@@ -133,17 +139,19 @@ def train_loop(
             done = step + 1
             if done % log_every == 0 or done == num_steps:
                 flush(done)
-            if checkpointer is not None and (
+            save = checkpointer is not None and (
                 done % checkpointer.save_every == 0 or done == num_steps
-            ):
+            )
+            if save:
                 flush(done)  # never save a state past an unchecked NaN
-                checkpointer.save(state, force=done == num_steps)
             if eval_fn is not None and (
                 (eval_every and done % eval_every == 0) or done == num_steps
             ):
                 results = {f"eval/{k}": v for k, v in eval_fn(state).items()}
                 if writer is not None:
                     writer.write_scalars(done, results)
+            if save:  # after this step's records: a resume from it skips them
+                checkpointer.save(state, force=done == num_steps)
     finally:
         bar.close()
         if checkpointer is not None:

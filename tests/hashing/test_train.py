@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -506,3 +507,17 @@ def test_chnr_weighted_loss_and_threshold(tiny_state):
     assert float(out["count"]) == 0.0 and float(out["r1"]) == 0.0
     kept = chnr.epoch_end(state, 3, hyper, False).batch_stats["meta"]
     assert float(kept["threshold"]) == 0.5
+
+
+def test_real_data_config_without_features_warns_loudly():
+    cfg = _config("duch", "ucm")
+    assert cfg.data.source == "auto" and not cfg.data.h5_path
+    cfg.data.synthetic.num_images, cfg.data.synthetic.image_dim = 40, 8
+    cfg.data.synthetic.text_dim = 8
+    with pytest.warns(UserWarning, match="SYNTHETIC features") as rec:
+        feats = trainer.load_features(cfg)
+    assert "UCM" in str(rec[0].message) and len(feats["labels"]) == 40
+    cfg.data.source = "synthetic"  # the explicit choice is silent
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trainer.load_features(cfg)

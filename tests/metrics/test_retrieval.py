@@ -53,19 +53,23 @@ def test_relevance_is_shared_label():
 def test_reference_map_equals_loop_port_exactly(seed, nbits, p):
     qb, db, ql, dl = _data(seed, nbits=nbits, p=p)
     ks = (1, 5, 20, 300, 307, None)
-    out = rt.retrieval_metrics(qb, db, ql, dl, map_ks=ks, query_chunk=7)
+    out = rt.retrieval_metrics(
+        qb, db, ql, dl, map_ks=ks, query_chunk=7, ties="reference"
+    )
     for k in ks:
         expected = ref.calc_map_k(qb, db, ql, dl, k)
         assert out[f"map@{rt_ranking._k_name(k)}"] == expected, k
-    assert rt.mean_average_precision(qb, db, ql, dl, 20) == ref.calc_map_k(
-        qb, db, ql, dl, 20
-    )
+    assert rt.mean_average_precision(
+        qb, db, ql, dl, 20, ties="reference"
+    ) == ref.calc_map_k(qb, db, ql, dl, 20)
 
 
 def test_reference_map_rare_relevance_deep_prefix():
     """The 20th relevant item lies beyond the first ranked block (prefix grows)."""
     qb, db, ql, dl = _data(10, nq=8, n=8000, nbits=12, classes=20, p=0.02)
-    out = rt.retrieval_metrics(qb, db, ql, dl, map_ks=(20,), pk_ks=(), radii=())
+    out = rt.retrieval_metrics(
+        qb, db, ql, dl, map_ks=(20,), pk_ks=(), radii=(), ties="reference"
+    )
     assert out["map@20"] == ref.calc_map_k(qb, db, ql, dl, 20)
     _, _, ranked = _ranked(qb, db, ql, dl)
     twentieth = [np.flatnonzero(r)[19] for r in ranked if r.sum() >= 20]
@@ -95,7 +99,7 @@ def test_standard_map_matches_brute_force(normalize):
         ap = np.array([_standard_ap(r, k, normalize) for r in ranked])
         assert np.isnan(ap[:3]).all()  # queries without relevant items
         got = rt.mean_average_precision(
-            qb, db, ql, dl, k, semantics="standard", normalize=normalize
+            qb, db, ql, dl, k, semantics="standard", normalize=normalize, ties="index"
         )
         np.testing.assert_allclose(got, np.nanmean(ap), rtol=1e-12)
 
@@ -105,7 +109,7 @@ def test_precision_at_k_and_pr_curve():
     dist, rel, ranked = _ranked(qb, db, ql, dl)
     ks = (1, 5, 17, 300, 1000)
     expected = [ranked[:, : min(k, 300)].sum(1).mean() / min(k, 300) for k in ks]
-    got = rt.precision_at_k(qb, db, ql, dl, ks)
+    got = rt.precision_at_k(qb, db, ql, dl, ks, ties="reference")
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     np.testing.assert_array_equal(got, ref.p_top_k(qb, db, ql, dl, ks))
     prec, rec = rt.pr_curve(qb, db, ql, dl)
@@ -133,7 +137,9 @@ def test_average_precision_hand_examples():
     hits = rt.average_precision(dist, rel, 2, semantics="standard", normalize="hits")
     assert (std[0], hits[0]) == (0.5, 1.0)
     # Ties are ranked by database index: item 1 (relevant) is second.
-    tied = rt.average_precision(np.array([[1, 1, 1]]), np.array([[0, 1, 0]], bool))
+    tied = rt.average_precision(
+        np.array([[1, 1, 1]]), np.array([[0, 1, 0]], bool), ties="index"
+    )
     assert tied[0] == 0.5
     none = np.zeros((1, 3), bool)
     assert rt.average_precision(np.zeros((1, 3), int), none)[0] == 0.0

@@ -19,6 +19,10 @@ AdamW state. The reference runs one AdamW over a (64, C) tensor, which is the
 same thing (Adam is per-coordinate) up to the loss scale seen by epsilon;
 `loss_scale=None` reproduces that scale. `fit_batched_reference` is the
 reference's batched form, used to check the equivalence.
+
+Every entry point rejects NaN / inf activations, targets or alphas with
+`NonFiniteError` (naming the argument and the count; one reduction on device):
+a NaN activation would give a NaN LoCE whose projection IoU reads as 0.
 """
 
 import functools
@@ -30,6 +34,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jaxcxai import parallel
+from jaxcxai.checks import NonFiniteError, check_finite
 from jaxcxai.concepts.loce import objectives
 from jaxcxai.concepts.loce.objectives import LoceConfig
 
@@ -70,6 +75,7 @@ def fit_one(
     Returns:
       (C,) embedding v (float32), and the losses if asked.
     """
+    check_finite({"acts": acts, "target": target, "alpha": alpha})  # no-op traced
     acts, target, alpha = _as_views(acts, target, alpha)
     if config.upsample == "reference":
         acts = _upsample_acts(acts, target.shape[-2:], config.interp)
@@ -151,10 +157,12 @@ def fit_batch(
         = `default_micro_batch()`, None = one vmap over all samples. Results
         do not depend on it beyond float rounding.
     """
+    acts = jnp.asarray(acts)
+    check_finite({"acts": acts, "targets": targets, "alphas": alphas})
     targets, alphas = _alphas(targets, alphas)
     keys = _keys(key, targets.shape[0], config)
     mb = default_micro_batch() if micro_batch == "auto" else micro_batch
-    return _fit_many(jnp.asarray(acts), targets, alphas, keys, config, False, mb)
+    return _fit_many(acts, targets, alphas, keys, config, False, mb)
 
 
 def fit_concepts(acts, targets, alphas=None, *, config=LoceConfig(), key=None):
@@ -163,9 +171,11 @@ def fit_concepts(acts, targets, alphas=None, *, config=LoceConfig(), key=None):
     The activations are shared (vmap in_axes None), so the K projections are
     one (K, C) x (C, h*w) matmul per step.
     """
+    acts = jnp.asarray(acts)
+    check_finite({"acts": acts, "targets": targets, "alphas": alphas})
     targets, alphas = _alphas(targets, alphas)
     keys = _keys(key, targets.shape[0], config)
-    return _fit_many(jnp.asarray(acts), targets, alphas, keys, config, True, None)
+    return _fit_many(acts, targets, alphas, keys, config, True, None)
 
 
 @functools.cache
@@ -204,6 +214,7 @@ def fit_sharded(
     """
     acts = np.asarray(acts)
     targets = np.asarray(targets, np.float32)
+    check_finite({"acts": acts, "targets": targets, "alphas": alphas})
     n = acts.shape[0]
     alphas = np.asarray(
         objectives.alpha_from_target(targets) if alphas is None else alphas, np.float32
@@ -235,16 +246,24 @@ def fit_chunks(
         alphas = rest[0] if rest else None
         k = None if key is None else jax.random.fold_in(key, i)
 
-        def fit(a, targets=targets, alphas=alphas, k=k):
-            if mesh is None:
-                return np.asarray(fit_batch(a, targets, alphas, config=config, key=k))
-            out = fit_sharded(a, targets, alphas, config=config, mesh=mesh, key=k)
+        def fit(a, where, targets=targets, alphas=alphas, k=k):
+            try:
+                if mesh is None:
+                    out = fit_batch(a, targets, alphas, config=config, key=k)
+                else:
+                    out = fit_sharded(
+                        a, targets, alphas, config=config, mesh=mesh, key=k
+                    )
+            except NonFiniteError as e:  # say which chunk (and layer)
+                raise NonFiniteError(f"{where}{e.name}", e.count, e.size) from None
             return np.asarray(out)
 
         if isinstance(acts, Mapping):
-            yield {name: fit(a) for name, a in acts.items()}
+            yield {
+                name: fit(a, f"chunk {i} layer {name!r}: ") for name, a in acts.items()
+            }
         else:
-            yield fit(acts)
+            yield fit(acts, f"chunk {i}: ")
 
 
 def multilayer(

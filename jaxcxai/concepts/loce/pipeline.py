@@ -195,6 +195,7 @@ def fit_instances(
     chunk_size: int = 256,
     mesh=None,
     key=None,
+    fingerprint: Mapping | None = None,
     progress: bool = True,
 ) -> store.LoceResults:
     """Fits one LoCE per instance and layer into a resumable store.
@@ -210,6 +211,10 @@ def fit_instances(
         chunks, `chunk_bounds`).
       mesh: shard each chunk over this mesh (None: one device).
       key: PRNG key for random inits.
+      fingerprint: what produced `acts` (e.g. {"backbone":
+        `features.backbone_fingerprint(net)`}); the store records it with a
+        digest of `table` ("instances"), the grid and the chunking, and
+        refuses a rerun with any of them changed (`store.fit_to_store`).
       progress: show a tqdm bar over chunks.
 
     Returns:
@@ -232,4 +237,6 @@ def fit_instances(
             disable=not progress,
         )
 
-    return store.fit_to_store(chunks, directory, config=config, mesh=mesh, key=key)
+    inputs = {"instances": dict(table), "grid": grid, "chunk_size": chunk_size}
+    return store.fit_to_store(chunks, directory, config=config, mesh=mesh, key=key,
+                              fingerprint={**inputs, **(fingerprint or {})})  # fmt: skip

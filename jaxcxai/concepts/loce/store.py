@@ -10,12 +10,20 @@ atomic part file (`parts/chunk_000007.npz`) before recording it in
 `meta.json`; rerunning it on the same directory skips the recorded chunks, so
 an interrupted fit ends with the same arrays. The last step consolidates the
 parts into `results.npz` (written to a temporary name, then renamed).
+
+Resume identity: `meta.json` records a fingerprint of what produced the rows
+(the `LoceConfig`, the PRNG key, and the caller's fields: backbone weights,
+instance table, data spec); a rerun with any of them changed raises
+`FingerprintError` naming the field, finished or not, so a store never mixes
+rows of two models. Temporary files and part files that `meta.json` does not
+list (a kill mid-write or mid-cleanup) are deleted by the next run.
 """
 
 import dataclasses
 import itertools
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -25,10 +33,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from jaxcxai.checks import NonFiniteError, check_fingerprint, fingerprint_record
 from jaxcxai.concepts.loce import fit as loce
 from jaxcxai.concepts.loce import projection
+from jaxcxai.concepts.loce.iou import iou_on_grid as iou_on_grid
+from jaxcxai.concepts.loce.iou import iou_original as iou_original
 from jaxcxai.concepts.loce.objectives import LoceConfig
-from jaxcxai.data.resample import interpolation_matrix
 
 __all__ = [
     "INDEX_FIELDS",
@@ -42,7 +52,7 @@ __all__ = [
 ]
 
 INDEX_FIELDS = ("image_id", "concept", "sub_concept", "background")
-_HI = jax.lax.Precision.HIGHEST
+_PART = re.compile(r"^chunk_(\d{6})\.npz$")
 
 
 class LoceChunk(NamedTuple):
@@ -69,64 +79,6 @@ class LoceResults:
     layers: dict[str, dict[str, np.ndarray]]
     index: dict[str, np.ndarray]
     meta: dict
-
-
-def iou_on_grid(z, t, *, target_threshold=0.5, smooth=0.0) -> jax.Array:
-    """IoU of [sigmoid(z) > 0.5] (i.e. z > 0) against [t > target_threshold].
-
-    Args:
-      z: (..., H, W) logits; t: (..., H, W) targets.
-      target_threshold: 0.5 here; the BG code uses t > 0 with smooth=1e-4.
-      smooth: added to intersection and union; with 0 an empty union is 0.
-
-    Returns:
-      (...) IoUs.
-    """
-    pred, truth = z > 0, t > target_threshold
-    inter = jnp.sum(pred & truth, axis=(-2, -1)).astype(jnp.float32)
-    union = jnp.sum(pred | truth, axis=(-2, -1)).astype(jnp.float32)
-    return jnp.where(
-        union + smooth > 0, (inter + smooth) / jnp.maximum(union + smooth, 1e-30), 0.0
-    )
-
-
-@jax.jit
-def _iou_resized(proj, masks, a_h, a_w):
-    up = jnp.einsum(
-        "Hh,nhw,Ww->nHW", a_h, proj.astype(jnp.float32) / 255.0, a_w, precision=_HI
-    )
-    pred, truth = up > 0.5, masks
-    inter = jnp.sum(pred & truth, axis=(-2, -1)).astype(jnp.float32)
-    union = jnp.sum(pred | truth, axis=(-2, -1)).astype(jnp.float32)
-    return jnp.where(union > 0, inter / jnp.maximum(union, 1.0), 0.0)
-
-
-def iou_original(proj, masks: Sequence[np.ndarray]) -> np.ndarray:
-    """The reference's stored "loss": IoU at the original mask resolution.
-
-    The uint8 projection is resized like `skimage.transform.resize(order=1)`
-    (float in [0, 1]), thresholded at > 0.5 and compared with the binary mask
-    (Jaccard; 0 when both are empty, as sklearn's default).
-
-    Args:
-      proj: (N, T, T) uint8 projections.
-      masks: N binary masks, each of any (H_i, W_i).
-
-    Returns:
-      (N,) float32 IoUs. Masks of equal shape are evaluated as one batch.
-    """
-    proj = np.asarray(proj)
-    if len(masks) != proj.shape[0]:
-        raise ValueError(f"{len(masks)} masks for {proj.shape[0]} projections")
-    out = np.zeros(proj.shape[0], np.float32)
-    shapes = [tuple(np.shape(m)) for m in masks]
-    for shape in sorted(set(shapes)):
-        rows = np.array([i for i, s in enumerate(shapes) if s == shape])
-        a_h = interpolation_matrix(proj.shape[1], shape[0], "skimage")
-        a_w = interpolation_matrix(proj.shape[2], shape[1], "skimage")
-        batch = np.stack([np.asarray(masks[i]) > 0 for i in rows])
-        out[rows] = np.asarray(_iou_resized(proj[rows], batch, a_h, a_w))
-    return out
 
 
 def _atomic_write(path: str, write: Callable) -> None:
@@ -209,10 +161,13 @@ def _fit_chunk(chunk: LoceChunk, config, mesh, key, with_projections) -> dict:
     for name, a in acts.items():
         t = chunk.targets[name] if isinstance(chunk.targets, Mapping) else chunk.targets
         t = np.asarray(t, np.float32)
-        if mesh is None:
-            v = loce.fit_batch(a, t, config=config, key=key)
-        else:
-            v = loce.fit_sharded(a, t, config=config, mesh=mesh, key=key)
+        try:
+            if mesh is None:
+                v = loce.fit_batch(a, t, config=config, key=key)
+            else:
+                v = loce.fit_sharded(a, t, config=config, mesh=mesh, key=key)
+        except NonFiniteError as e:  # name the chunk's layer
+            raise NonFiniteError(f"layer {name!r} {e.name}", e.count, e.size) from None
         v = np.asarray(v)
         grid = t.shape[-2:]
         z = jax.vmap(
@@ -241,6 +196,7 @@ def fit_to_store(
     mesh: Mesh | None = None,
     key=None,
     with_projections: bool = False,
+    fingerprint: Mapping | None = None,
 ) -> LoceResults:
     """Fits LoCEs chunk by chunk into `directory`, resuming where it stopped.
 
@@ -254,24 +210,40 @@ def fit_to_store(
       mesh: shard each chunk over this mesh's `data` axis (None: one device).
       key: PRNG key for random inits; chunk i uses fold_in(key, i).
       with_projections: also store the uint8 projections (N, [V,] T, T).
+      fingerprint: what produced the inputs, e.g. `{"backbone":
+        features.backbone_fingerprint(net), "instances": table}`
+        (`jaxcxai.checks.fingerprint_record`); recorded with the config and
+        the key, and checked when the directory is reused.
 
     Returns:
       The consolidated `LoceResults` (rows in chunk order).
+
+    Raises:
+      FingerprintError: `directory` holds a fit of other inputs (names the
+        changed field; delete the directory to start afresh).
+      NonFiniteError: a chunk's activations or targets hold NaN or inf
+        (names the chunk, the layer and the count).
     """
     meta_path = os.path.join(directory, "meta.json")
     parts = os.path.join(directory, "parts")
-    meta = {"config": dataclasses.asdict(config), "with_projections": with_projections}
+    inputs = {
+        "config": dataclasses.asdict(config),
+        "with_projections": with_projections,
+        "key": None if key is None else np.asarray(jax.random.key_data(key)),
+        **(fingerprint or {}),
+    }
+    meta = {"fingerprint": fingerprint_record(inputs), "chunks_done": 0}
     if os.path.exists(meta_path):
         with open(meta_path) as f:
             old = json.load(f)
-        if old.get("finished"):
-            return load_results(directory)
-        if {k: old.get(k) for k in meta} != meta:
-            raise ValueError(
-                f"{directory} holds a fit with another config: {old}; use a new directory"
-            )
+        check_fingerprint(
+            old.get("fingerprint"), inputs, path=directory,
+            what=f"LoCE store {directory}", fresh=f"delete {directory}",
+        )  # fmt: skip
         meta = old
-    meta.setdefault("chunks_done", 0)
+    _remove_orphans(directory, meta)
+    if meta.get("finished"):
+        return load_results(directory)
     os.makedirs(parts, exist_ok=True)
     start = meta["chunks_done"]
     stream = (
@@ -280,7 +252,10 @@ def fit_to_store(
     for i, chunk in enumerate(stream, start=start):
         chunk = LoceChunk(*chunk)
         k = None if key is None else jax.random.fold_in(key, i)
-        layers = _fit_chunk(chunk, config, mesh, k, with_projections)
+        try:
+            layers = _fit_chunk(chunk, config, mesh, k, with_projections)
+        except NonFiniteError as e:
+            raise NonFiniteError(f"chunk {i} {e.name}", e.count, e.size) from None
         n = next(iter(layers.values()))["loce"].shape[0]
         arrays = _flat(layers, _index_columns(chunk.index, n))
         _atomic_write(
@@ -293,6 +268,21 @@ def fit_to_store(
     save_results(directory, results)
     shutil.rmtree(parts, ignore_errors=True)
     return results
+
+
+def _remove_orphans(directory: str, meta: dict) -> None:
+    """Deletes what a killed run left: temporary files, unlisted part files,
+    and the parts of a finished store (a kill during the final cleanup)."""
+    parts = os.path.join(directory, "parts")
+    if meta.get("finished"):
+        shutil.rmtree(parts, ignore_errors=True)
+    for folder in (directory, parts):
+        if not os.path.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            m = _PART.match(name) if folder == parts else None
+            if ".tmp-" in name or (m and int(m[1]) >= meta["chunks_done"]):
+                os.remove(os.path.join(folder, name))
 
 
 def _consolidate(parts: str, n_chunks: int, meta: dict) -> LoceResults:

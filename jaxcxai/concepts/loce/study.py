@@ -7,33 +7,42 @@ instances with at least `min_area` pixels (a seeded subset of at most
 LoCE per instance and layer chunk by chunk into `workdir/store/` (a re-run
 resumes after the last finished chunk). `evaluation.analyze` analyses it.
 
-Files of a study workdir: `instances.npz` (the instance table, rows in store
-order) and `store/` (`jaxcxai.concepts.loce.store`).
+Files of a study workdir: `fingerprint.json` (the backbone's weights digest
+and the fit's settings, written first), `instances.npz` (the instance table,
+rows in store order) and `store/` (`jaxcxai.concepts.loce.store`, which
+records the backbone and a digest of the instance table too). A rerun with
+another backbone or changed settings raises `FingerprintError` naming the
+field, before anything is written.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import glob
+import json
 import logging
 import os
 
 import jax
 import numpy as np
 
-from jaxcxai import features, parallel
+from jaxcxai import checks, features, parallel
 from jaxcxai.concepts.loce import pipeline, store
 from jaxcxai.concepts.loce.objectives import LoceConfig
 from jaxcxai.data import synthaerial
 from jaxcxai.training.backbone import TrainedBackbone
 
 __all__ = [
+    "FINGERPRINT",
     "INSTANCES",
     "STORE",
     "LoceAnalysisSettings",
     "LoceData",
     "LoceSettings",
     "LoceStudy",
+    "check_workdir",
     "extract",
+    "fingerprint_fields",
     "fit",
     "generate",
     "image_size",
@@ -127,6 +136,7 @@ class LoceStudy:
 
 STORE = "store"
 INSTANCES = "instances.npz"
+FINGERPRINT = "fingerprint.json"
 
 
 def loce_config(c: LoceSettings) -> LoceConfig:
@@ -194,6 +204,42 @@ def load_table(workdir: str) -> dict[str, np.ndarray]:
         return {k: d[k] for k in d.files}
 
 
+def fingerprint_fields(study: LoceStudy, net: TrainedBackbone) -> dict:
+    """What a study's stored results depend on: the backbone and the settings
+    of the fit (not the analysis settings, the held-out scenes, nor the
+    backbone's path)."""
+    data = dataclasses.asdict(study.data)
+    del data["num_eval_images"], data["eval_seed"]  # analysis only
+    return {
+        "backbone": features.backbone_fingerprint(net),
+        "settings": {
+            "seed": study.seed,
+            "layers": study.layers,
+            "batch_size": study.batch_size,
+            "data": data,
+            "loce": study.loce,
+        },
+    }
+
+
+def check_workdir(study: LoceStudy, workdir: str, net: TrainedBackbone) -> None:
+    """Raises `FingerprintError` unless `workdir` was fitted by `fit` with
+    this backbone and these settings (call it before analysing a workdir)."""
+    checks.resume_check(
+        os.path.join(workdir, FINGERPRINT), fingerprint_fields(study, net),
+        what=f"LoCE study {workdir}", fresh=f"delete {workdir} and fit it again",
+        read_only=True,
+    )  # fmt: skip
+
+
+def _finished(store_dir: str) -> bool:
+    try:
+        with open(os.path.join(store_dir, "meta.json")) as f:
+            return bool(json.load(f).get("finished"))
+    except (OSError, ValueError):
+        return False
+
+
 def fit(
     study: LoceStudy, workdir: str, net: TrainedBackbone, progress: bool = True
 ) -> store.LoceResults:
@@ -201,21 +247,38 @@ def fit(
 
     Args:
       study: the study's settings.
-      workdir: output directory (`instances.npz`, `store/`).
+      workdir: output directory (`fingerprint.json`, `instances.npz`, `store/`).
       net: the trained backbone (`jaxcxai.training.load_trained`).
       progress: progress bars.
 
     Returns:
       The stored `LoceResults` (rows as in `instances.npz`).
+
+    Raises:
+      FingerprintError: the workdir holds a study of another backbone or
+        other settings (names the field; delete the workdir to start afresh).
     """
     os.makedirs(workdir, exist_ok=True)
     store_dir = os.path.join(workdir, STORE)
-    if os.path.exists(os.path.join(store_dir, "results.npz")) and os.path.exists(
-        os.path.join(workdir, INSTANCES)
-    ):
-        logging.info("LoCE store %s is complete; nothing to fit", store_dir)
-        return store.load_results(store_dir)
+    fields = fingerprint_fields(study, net)
+    checks.resume_check(
+        os.path.join(workdir, FINGERPRINT), fields,
+        what=f"LoCE study {workdir}", fresh=f"delete {workdir}",
+        guard=[os.path.join(workdir, INSTANCES), store_dir],
+    )  # fmt: skip
+    for tmp in glob.glob(os.path.join(workdir, f"{INSTANCES}.tmp-*")):
+        os.remove(tmp)  # a kill while writing the table
     size = image_size(study, net.image_size)
+    kw = dict(config=loce_config(study.loce), grid=study.loce.grid or size,
+              chunk_size=study.loce.chunk_size, mesh=parallel.make_mesh(),
+              key=jax.random.key(study.seed),
+              fingerprint={"backbone": fields["backbone"]})  # fmt: skip
+    if _finished(store_dir) and os.path.exists(os.path.join(workdir, INSTANCES)):
+        logging.info("LoCE store %s is complete; nothing to fit", store_dir)
+        # The store checks its own record (and cleans up) without refitting.
+        return pipeline.fit_instances(
+            None, None, load_table(workdir), store_dir, progress=False, **kw
+        )
     data = generate(study, size)
     table = pipeline.select_instances(
         data,
@@ -231,16 +294,6 @@ def fit(
         ", ".join(f"{n} {c}" for c, n in zip(synthaerial.CONCEPTS, counts[1:])),
     )
     acts = extract(net.apply, data["image"], study, progress)
-    grid = study.loce.grid or size
     return pipeline.fit_instances(
-        acts,
-        data["instance_mask"],
-        table,
-        store_dir,
-        config=loce_config(study.loce),
-        grid=grid,
-        chunk_size=study.loce.chunk_size,
-        mesh=parallel.make_mesh(),
-        key=jax.random.key(study.seed),
-        progress=progress,
+        acts, data["instance_mask"], table, store_dir, progress=progress, **kw
     )

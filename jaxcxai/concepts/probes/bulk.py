@@ -20,6 +20,12 @@ global minibatch, so sharded and unsharded fits agree.
 
 Runs differ by initialization and by the order of minibatches within a chunk
 (key per run); examples are shuffled across epochs by the source.
+
+Non-finite input raises `NonFiniteError` naming the argument and the count
+(NetDissect thresholding would otherwise zero NaN activations silently):
+arrays are checked on entry, streamed chunks on device during the first
+epoch, with the counts fetched once at its end (later epochs re-read the
+same examples).
 """
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -27,6 +33,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxcxai.checks import NonFiniteError, check_finite
 
 # Re-exported: the pieces of the fit live in bulk_{state,step,sources,eval}.
 from jaxcxai.concepts.probes.net2vec import Probe, foreground_alpha
@@ -75,12 +83,33 @@ def fit_net2vec_stream(
 
     Returns:
       (probes with w (L, K, R, C) and b (L, K, R), per-step mean loss (T,)).
+
+    Raises:
+      NonFiniteError: `alpha` or `thresholds` (-inf allowed: no threshold),
+        or the chunks' acts, masks or weights hold NaN or inf.
     """
+    check_finite({"alpha": alpha, "thresholds": thresholds},
+                 allow_neg_inf=["thresholds"])  # fmt: skip
+    return _stream(source, key, config, num_runs, alpha, thresholds, mesh,
+                   layer_ids, check_chunks=True)  # fmt: skip
+
+
+def _stream(source, key, config, num_runs, alpha, thresholds, mesh, layer_ids,
+            check_chunks: bool):  # fmt: skip
+    """`fit_net2vec_stream` after its argument checks."""
     pw = _positive_weight(config, alpha)
     state, losses = None, []
+    bad = {"acts": 0, "masks": 0, "weights": 0} if check_chunks else None
+    sizes = dict.fromkeys(bad or (), 0)
     for epoch in range(config.epochs):
+        if epoch == 1 and bad is not None:
+            _raise_bad(bad, sizes)
         for c, chunk in enumerate(source(epoch)):
             acts, masks, weights = _prepare_chunk(chunk, config.batch_size, mesh)
+            if epoch == 0 and bad is not None:
+                for name, x in zip(bad, (acts, masks, weights)):
+                    bad[name] = bad[name] + _num_bad(x)
+                    sizes[name] += x.size
             num_layers, s = acts.shape[:2]
             if state is None:
                 ids = range(num_layers) if layer_ids is None else layer_ids
@@ -97,8 +126,23 @@ def fit_net2vec_stream(
             losses.append(loss)
     if state is None:
         raise ValueError("the source yielded no chunks")
+    if config.epochs == 1 and bad is not None:
+        _raise_bad(bad, sizes)
     params = jax.tree.map(lambda x: jnp.swapaxes(x, 1, 2), state[0])  # (L, K, R)
     return params, jnp.concatenate(losses)
+
+
+def _num_bad(x: jax.Array) -> jax.Array:
+    if not jnp.issubdtype(x.dtype, jnp.inexact):
+        return jnp.zeros((), jnp.int32)
+    return jnp.sum(~jnp.isfinite(x))
+
+
+def _raise_bad(bad: dict, sizes: dict) -> None:
+    """Fetches the chunks' non-finite counts (one transfer) and raises."""
+    for name, count in jax.device_get(bad).items():
+        if count:
+            raise NonFiniteError(f"source chunks' {name}", int(count), sizes[name])
 
 
 def fit_net2vec(
@@ -124,13 +168,18 @@ def fit_net2vec(
             f"expected acts (N, h, w, C) and masks (N, K, H, W), got {acts.shape} "
             f"and {masks.shape}"
         )
+    check_finite({"acts": acts, "masks": masks, "weights": weights,
+                  "alpha": kwargs.get("alpha"), "thresholds": kwargs.get("thresholds")},
+                 allow_neg_inf=["thresholds"])  # fmt: skip
     if kwargs.get("alpha") is None:
         kwargs["alpha"] = foreground_alpha(masks, weights)
     if kwargs.get("thresholds") is not None:
         kwargs["thresholds"] = jnp.asarray(kwargs["thresholds"])[None]
     src = array_source(acts, masks, weights, chunk_size=chunk_size,
                        shuffle_seed=int(jax.random.randint(jax.random.fold_in(key, 2), (), 0, 2**30)))  # fmt: skip
-    probes, losses = fit_net2vec_stream(src, key, layer_ids=[layer_id], **kwargs)
+    kw = dict(config=Net2VecConfig(), num_runs=1, alpha=None, thresholds=None,
+              mesh=None) | kwargs  # fmt: skip
+    probes, losses = _stream(src, key, layer_ids=[layer_id], check_chunks=False, **kw)
     return jax.tree.map(lambda x: x[0], probes), losses
 
 

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxcxai import parallel
+from jaxcxai.checks import check_finite
 from jaxcxai.concepts.probes.solver import (
     _HI,
     _gram_matvec,
@@ -97,11 +98,20 @@ def fit_cavs(
 
     Returns:
       `Cavs` with (K, R, d) directions and weights and (K, R) biases.
+
+    Raises:
+      NonFiniteError: an input holds NaN or inf (names it and the count).
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown CAV method {method!r}; use one of {METHODS}")
     pos = jnp.asarray(concept_acts, jnp.float32)
     neg = jnp.asarray(random_acts, jnp.float32)
+    check_finite({"concept_acts": pos, "random_acts": neg})
+    return _fit_pairs(pos, neg, method, alpha, steps, hinge_smoothing, mesh)
+
+
+def _fit_pairs(pos, neg, method, alpha, steps, hinge_smoothing, mesh) -> Cavs:
+    """`fit_cavs` on float32 arrays already checked to be finite."""
+    if method not in METHODS:
+        raise ValueError(f"unknown CAV method {method!r}; use one of {METHODS}")
     _check_sets(pos, neg)
     if steps is None:
         steps = 300 if method == "hinge" else 50
@@ -165,6 +175,7 @@ def cav_accuracy(cavs: Cavs, concept_acts, random_acts) -> jax.Array:
     """
     pos = jnp.asarray(concept_acts, jnp.float32)
     neg = jnp.asarray(random_acts, jnp.float32)
+    check_finite({"cavs": cavs, "concept_acts": pos, "random_acts": neg})
     zp = jnp.einsum("krd,kid->kri", cavs.weight, pos, precision=_HI)
     zn = jnp.einsum("krd,rjd->krj", cavs.weight, neg, precision=_HI)
     zp, zn = zp + cavs.bias[..., None], zn + cavs.bias[..., None]

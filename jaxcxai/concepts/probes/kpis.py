@@ -1,4 +1,9 @@
-"""Concept-segmentation KPIs of bulk-fitted Net2Vec probes, streamed over chunks."""
+"""Concept-segmentation KPIs of bulk-fitted Net2Vec probes, streamed over chunks.
+
+Non-finite probes, thresholds or chunk arrays raise `NonFiniteError`: NetDissect
+thresholding would zero a NaN activation silently (NaN > T is false). The
+chunks' counts are accumulated on device and fetched once, after the stream.
+"""
 
 import functools
 from collections.abc import Iterable
@@ -7,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcxai.checks import NonFiniteError, check_finite
 from jaxcxai.concepts.probes.net2vec import Probe, apply_thresholds, probe_logits
 from jaxcxai.metrics import segmentation as seg
 
@@ -25,6 +31,12 @@ def _eval_chunk(probe, acts, masks, thr, num_thresholds, num_bins):
         "curve": seg.threshold_curve_counts(prob, target, ths),
         "calibration": seg.calibration_counts(prob, target, num_bins),
     }
+
+
+def _num_bad(x: jax.Array) -> jax.Array:
+    if not jnp.issubdtype(x.dtype, jnp.inexact):
+        return jnp.zeros((), jnp.int32)
+    return jnp.sum(~jnp.isfinite(x))
 
 
 def evaluate_net2vec(
@@ -48,17 +60,29 @@ def evaluate_net2vec(
       Dict of (K, R, ...) arrays: `set_iou`, `mean_sample_iou` (over all
       images), `iou_curve` (K, R, T), `ece`, and `calibration` =
       (confidence, accuracy, fraction), each (K, R, num_bins).
+
+    Raises:
+      NonFiniteError: the probe, the thresholds (-inf is allowed: no
+        thresholding) or the chunks' arrays hold NaN or inf.
     """
     c = probe.w.shape[-1]
     thr = jnp.full((c,), -jnp.inf) if thresholds is None else jnp.asarray(thresholds)
+    # -inf thresholds are the documented "no thresholding".
+    check_finite({"probe": probe, "thresholds": thr}, allow_neg_inf=["thresholds"])
     total, n = None, 0
+    bad, size = {"acts": 0, "masks": 0}, {"acts": 0, "masks": 0}
     for acts, masks in chunks:
-        out = _eval_chunk(probe, jnp.asarray(acts), jnp.asarray(masks), thr,
-                          num_thresholds, num_bins)  # fmt: skip
+        arrays = {"acts": jnp.asarray(acts), "masks": jnp.asarray(masks)}
+        for name, x in arrays.items():
+            bad[name], size[name] = bad[name] + _num_bad(x), size[name] + x.size
+        out = _eval_chunk(probe, *arrays.values(), thr, num_thresholds, num_bins)
         total = out if total is None else jax.tree.map(jnp.add, total, out)
         n += masks.shape[0]
     if total is None:
         raise ValueError("evaluate_net2vec got no chunks")
+    for name, count in jax.device_get(bad).items():
+        if count:
+            raise NonFiniteError(f"chunks' {name}", int(count), size[name])
     conf, acc, frac, ece = seg.calibration_from_counts(*total["calibration"])
     return {
         "set_iou": seg.iou_from_counts(*total["iou"]),

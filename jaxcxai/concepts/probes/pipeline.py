@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
+from jaxcxai.checks import check_finite
 from jaxcxai.concepts.probes import stats, tcav
 from jaxcxai.data import coco, voc
 
@@ -260,15 +261,23 @@ def tcav_layer(
     Returns:
       {"scores": (K, R), "random_scores": (K, R2)} plus (K,) `mean`, `std`,
       `random_mean`, `t`, `p`, `p_corrected`, `significant`.
+
+    Raises:
+      NonFiniteError: the activations, the CAVs or the derivatives (the
+        head's gradient) hold NaN or inf; a NaN would otherwise count as a
+        negative derivative.
     """
     k, r = directions.shape[:2]
     class_targets = np.asarray(class_targets)
     missing = sorted(set(int(t) for t in targets) - set(class_targets.tolist()))
     if missing:
         raise ValueError(f"no class examples for target classes {missing}")
+    class_acts = jnp.asarray(class_acts)
+    check_finite({"class_acts": class_acts, "directions": directions,
+                  "random_directions": random_directions})  # fmt: skip
     dirs = np.concatenate([directions.reshape(k * r, -1), random_directions])
-    deriv = tcav.directional_derivatives(head_fn, class_acts, class_targets, dirs)
-    positive = np.asarray(deriv) > 0  # (K R + R2, N)
+    deriv = tcav._derivatives(head_fn, class_acts, class_targets, dirs, None)
+    positive = np.asarray(tcav._checked_derivatives(deriv)) > 0  # (K R + R2, N)
     scores = np.zeros((k, r))
     rand = np.zeros((k, random_directions.shape[0]))
     for i, t in enumerate(targets):

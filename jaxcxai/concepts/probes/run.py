@@ -5,11 +5,16 @@ the layers' activations, fits K concepts x L layers x R runs of Net2Vec
 probes in bulk and, per layer, K x R concept-vs-random CAVs plus R - 1
 random-vs-random CAVs on whole images (TCAV's protocol, Kim et al. 2018).
 `probes.json` is written last, so a workdir that has it is complete and a
-re-run returns it without fitting again.
+re-run returns it without fitting again. `fingerprint.json` is written first
+(`study.fingerprint_fields`: the backbone's weights and the settings); a
+re-run with another backbone or other settings raises `FingerprintError`
+naming the field instead of resuming, and the feature caches record the same
+fingerprint. A re-run deletes temporary files a killed run left.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -18,7 +23,7 @@ import time
 import jax
 import numpy as np
 
-from jaxcxai import parallel
+from jaxcxai import checks, parallel
 from jaxcxai.concepts.probes import bulk, cavs, net2vec, pipeline, sources, study
 from jaxcxai.concepts.probes.state import Net2VecConfig
 from jaxcxai.concepts.probes.study import ProbeStudy
@@ -117,9 +122,22 @@ def fit(st: ProbeStudy, workdir: str, net: TrainedBackbone, progress=True) -> di
 
     Returns:
       The run summary also written to `probes.json`.
+
+    Raises:
+      FingerprintError: the workdir holds a study of another backbone or
+        other settings (names the field; delete the workdir to start afresh).
     """
     os.makedirs(workdir, exist_ok=True)
     meta_path = os.path.join(workdir, study.META)
+    fields = study.fingerprint_fields(st, net)
+    files = (study.META, study.DATA, study.NET2VEC, study.TCAV, "features")
+    checks.resume_check(
+        os.path.join(workdir, study.FINGERPRINT), fields,
+        what=f"probe study {workdir}", fresh=f"delete {workdir}",
+        guard=[os.path.join(workdir, f) for f in files],
+    )  # fmt: skip
+    for tmp in glob.glob(os.path.join(workdir, "*.tmp-*")):
+        os.remove(tmp)  # `study.save_npz` of a killed run
     if os.path.exists(meta_path):
         with open(meta_path) as f:
             logging.info("probes in %s are complete; nothing to fit", workdir)
@@ -132,7 +150,8 @@ def fit(st: ProbeStudy, workdir: str, net: TrainedBackbone, progress=True) -> di
                    {"test_image": test["image"], "test_masks": test["masks"]})  # fmt: skip
     cache = {
         split: study.extract(net, data["image"], st,
-                             os.path.join(workdir, "features", split), progress)
+                             os.path.join(workdir, "features", split), progress,
+                             fingerprint=dict(fields, split=split))
         for split, data in (("train", train), ("test", test))
     }  # fmt: skip
     t1 = time.perf_counter()

@@ -7,6 +7,9 @@
 files a study writes, and reads them back.
 
 Files of a study workdir:
+  fingerprint.json  the backbone's weights digest and the study's settings,
+                written first; a rerun with another backbone or other
+                settings stops with `FingerprintError` naming the field
   data.npz      held-out images and per-concept masks
   features/     cached activations of the training and held-out splits
   net2vec.npz   per layer: probe weights (K, R, C), biases (K, R), thresholds
@@ -21,13 +24,14 @@ import os
 
 import numpy as np
 
-from jaxcxai import features, parallel
+from jaxcxai import checks, features, parallel
 from jaxcxai.concepts.probes import pipeline
 from jaxcxai.data import synthaerial
 from jaxcxai.training.backbone import TrainedBackbone
 
 __all__ = [
     "DATA",
+    "FINGERPRINT",
     "META",
     "NET2VEC",
     "SOURCES",
@@ -40,8 +44,10 @@ __all__ = [
     "TcavSettings",
     "VocSource",
     "build_data",
+    "check_workdir",
     "class_images",
     "extract",
+    "fingerprint_fields",
     "image_size",
     "load_npz",
     "save_npz",
@@ -49,6 +55,7 @@ __all__ = [
 ]
 
 DATA, NET2VEC, TCAV, META = "data.npz", "net2vec.npz", "tcav.npz", "probes.json"
+FINGERPRINT = "fingerprint.json"
 SOURCES = ("synthaerial", "coco", "voc")
 
 
@@ -230,13 +237,37 @@ def class_images(study: ProbeStudy, target: str, size: int, test_images):
     return np.asarray(test_images)
 
 
+def fingerprint_fields(study: ProbeStudy, net: TrainedBackbone) -> dict:
+    """What a study's fitted files depend on: the backbone's weights and meta
+    and the settings `run.fit` uses (not the backbone's path, the report's
+    settings, or TCAV's evaluation-only class images and significance)."""
+    settings = {f.name: getattr(study, f.name) for f in dataclasses.fields(study)}
+    del settings["backbone"], settings["report"]
+    eval_only = ("num_class_images", "class_seed", "significance")
+    settings["tcav"] = {
+        k: v for k, v in dataclasses.asdict(study.tcav).items() if k not in eval_only
+    }
+    return {"backbone": features.backbone_fingerprint(net), "settings": settings}
+
+
+def check_workdir(study: ProbeStudy, workdir: str, net: TrainedBackbone) -> None:
+    """Raises `FingerprintError` unless `workdir` was fitted by `run.fit` with
+    this backbone and these settings (call it before evaluating a workdir)."""
+    checks.resume_check(
+        os.path.join(workdir, FINGERPRINT), fingerprint_fields(study, net),
+        what=f"probe study {workdir}", fresh=f"delete {workdir} and fit it again",
+        read_only=True,
+    )  # fmt: skip
+
+
 def extract(net: TrainedBackbone, images, study: ProbeStudy, cache_dir=None,
-            progress=True):  # fmt: skip
-    """Activations of `study.layers` (float16 cache, or float32 in memory)."""
+            progress=True, fingerprint=None):  # fmt: skip
+    """Activations of `study.layers` (float16 cache, or float32 in memory);
+    a cache records `fingerprint` (see `features.extract`)."""
     return features.extract(
         net.apply, images, list(study.layers), batch_size=study.batch_size,
         mesh=parallel.make_mesh(), dtype=np.float16 if cache_dir else np.float32,
-        pool=False, cache_dir=cache_dir, progress=progress,
+        pool=False, cache_dir=cache_dir, fingerprint=fingerprint, progress=progress,
     )  # fmt: skip
 
 

@@ -30,6 +30,11 @@ w is unique even where beta is not.
 TCAV scores use directional derivatives of a class logit w.r.t. the layer
 activations (`jax.vjp` through a `head_fn`); `run_tcav` puts fitting,
 scores and the significance test (`stats`) together for one layer.
+
+Non-finite activations or CAVs raise `NonFiniteError` at each entry point,
+and so do non-finite derivatives (a head with broken weights): a NaN
+derivative is not "> 0", so it would silently count as a negative vote and
+give TCAV scores of 0 with finite p-values.
 """
 
 from collections.abc import Callable
@@ -38,15 +43,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcxai.checks import check_finite
 from jaxcxai.concepts.probes import stats
 
-# Re-exported: CAV fitting lives in tcav_cavs, its solver in tcav_solver.
-from jaxcxai.concepts.probes.cavs import (
-    fit_cavs,
-)
-from jaxcxai.concepts.probes.solver import (
-    _HI,
-)
+# Re-exported: CAV fitting lives in `cavs`, its solver in `solver`.
+from jaxcxai.concepts.probes.cavs import _fit_pairs
+from jaxcxai.concepts.probes.cavs import fit_cavs as fit_cavs
+from jaxcxai.concepts.probes.solver import _HI
 
 __all__ = [
     "directional_derivatives",
@@ -77,9 +80,26 @@ def directional_derivatives(
 
     Returns:
       (..., N) directional derivatives.
+
+    Raises:
+      NonFiniteError: `acts`, `cavs` or the derivatives (the head's
+        gradient) hold NaN or inf.
     """
-    acts = jnp.asarray(acts)
-    cavs = jnp.asarray(cavs)
+    acts, cavs = jnp.asarray(acts), jnp.asarray(cavs)
+    check_finite({"acts": acts, "cavs": cavs})
+    return _checked_derivatives(_derivatives(head_fn, acts, target, cavs, batch_size))
+
+
+def _checked_derivatives(deriv: jax.Array) -> jax.Array:
+    check_finite(
+        {"directional derivatives": deriv},
+        hint="the gradient of head_fn is not finite (broken weights?)",
+    )
+    return deriv
+
+
+def _derivatives(head_fn, acts, target, cavs, batch_size):
+    """`directional_derivatives` of finite arrays, unchecked."""
     n, feat = acts.shape[0], acts.shape[1:]
     target = jnp.broadcast_to(jnp.asarray(target, jnp.int32), (n,))
     d = cavs.shape[-1]
@@ -108,8 +128,14 @@ def directional_derivatives(
 
 
 def tcav_scores(derivatives: jax.typing.ArrayLike) -> jax.Array:
-    """TCAV score: fraction of examples with a positive derivative; (..., N) -> (...)."""
-    return jnp.mean(jnp.asarray(derivatives) > 0, axis=-1)
+    """TCAV score: fraction of examples with a positive derivative; (..., N) -> (...).
+
+    Raises:
+      NonFiniteError: a derivative is NaN or inf (it has no sign).
+    """
+    derivatives = jnp.asarray(derivatives)
+    check_finite({"derivatives": derivatives})
+    return jnp.mean(derivatives > 0, axis=-1)
 
 
 def run_tcav(
@@ -149,22 +175,26 @@ def run_tcav(
       Dict with `cavs` (K x R), `scores` (K, R), `random_scores` (R - 1,) and
       the per-concept entries of `stats.tcav_significance`.
     """
-    random_feats = jnp.asarray(random_feats)
+    random_feats = jnp.asarray(random_feats, jnp.float32)
     if random_feats.shape[0] < 3:
         raise ValueError(
             f"run_tcav needs at least 3 random sets for the t-test, got "
             f"{random_feats.shape[0]}"
         )
-    kw = dict(method=method, alpha=alpha, steps=steps, mesh=mesh)
-    cavs = fit_cavs(concept_feats, random_feats, **kw)
-    rand = fit_cavs(random_feats[:1], random_feats[1:], **kw)
+    class_acts = jnp.asarray(class_acts)
+    concept_feats = jnp.asarray(concept_feats, jnp.float32)
+    check_finite({"class_acts": class_acts, "concept_feats": concept_feats,
+                  "random_feats": random_feats})  # fmt: skip
+    kw = dict(method=method, alpha=alpha, steps=steps,
+              hinge_smoothing=0.05, mesh=mesh)  # fmt: skip
+    cavs = _fit_pairs(concept_feats, random_feats, **kw)
+    rand = _fit_pairs(random_feats[:1], random_feats[1:], **kw)
     k, r = cavs.direction.shape[:2]
     dirs = jnp.concatenate(
         [cavs.direction.reshape(k * r, -1), rand.direction.reshape(r - 1, -1)]
     )
-    scores = tcav_scores(
-        directional_derivatives(head_fn, class_acts, target, dirs, batch_size)
-    )
+    deriv = _derivatives(head_fn, class_acts, target, dirs, batch_size)
+    scores = jnp.mean(_checked_derivatives(deriv) > 0, axis=-1)
     concept_scores, random_scores = scores[: k * r].reshape(k, r), scores[k * r :]
     sig = stats.tcav_significance(
         np.asarray(concept_scores), np.asarray(random_scores), num_tests=num_tests

@@ -32,6 +32,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxcxai.checks import check_finite
+
 # Steps 1-3 and the device step 4 (`device`), the host step 4 (`host`);
 # imported here, where the search looks them up.
 from jaxcxai.hashing.search.device import (
@@ -157,7 +159,12 @@ def hamming_topk(
       distances: (Q, k) int32, ascending per row.
       indices: (Q, k) int64 database indices; ties in distance are ordered by
         index (the first k items of a stable sort by distance).
+
+    Raises:
+      NonFiniteError: float codes hold NaN or inf (names the argument and
+        the count).
     """
+    check_finite({"query_codes": query_codes, "db_codes": db_codes})
     q_words, db_words = pack_words(query_codes), pack_words(db_codes)
     nq, n = q_words.shape[0], db_words.shape[0]
     if q_words.shape[1] != db_words.shape[1]:

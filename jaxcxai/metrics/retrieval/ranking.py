@@ -66,15 +66,22 @@ def _chunk_stats(dist, rel, map_ks, pk_ks, normalize, nbins) -> dict:
     return stats
 
 
-def _cumulative_histograms(dist: np.ndarray, rel: np.ndarray, nbins: int):
-    """#items and #relevant items with distance <= r, (Qc, nbins) each."""
+def _histograms(dist: np.ndarray, rel: np.ndarray, nbins: int):
+    """#items and #relevant items at each distance 0..nbins-1, (Qc, nbins) each."""
     nq = dist.shape[0]
-    key = dist.astype(np.int32)
+    wide = nq * 2 * nbins >= 2**31
+    key = dist.astype(np.int64 if wide else np.int32)
     key <<= 1
     key |= rel
-    key += (np.arange(nq, dtype=np.int32) * (2 * nbins))[:, None]
+    key += (np.arange(nq, dtype=key.dtype) * (2 * nbins))[:, None]
     h = np.bincount(key.reshape(-1), minlength=nq * 2 * nbins).reshape(nq, nbins, 2)
-    return np.cumsum(h.sum(axis=2), axis=1), np.cumsum(h[:, :, 1], axis=1)
+    return h.sum(axis=2), h[:, :, 1]
+
+
+def _cumulative_histograms(dist: np.ndarray, rel: np.ndarray, nbins: int):
+    """#items and #relevant items with distance <= r, (Qc, nbins) each."""
+    n, r = _histograms(dist, rel, nbins)
+    return np.cumsum(n, axis=1), np.cumsum(r, axis=1)
 
 
 def _k_name(k) -> str:
