@@ -13,6 +13,8 @@ way and builds the same per-sample scalar:
 - `chunked_map`, `chunked_sum`, `host_chunked_sum`, `map_samples` (from
   `batching`): memory bounded by a chunk of perturbations, not by their
   total count; the sample axis vmapped and optionally sharded.
+- `tiled_pool_grads` (from `batching`): the model with a scatter-free
+  max-pool VJP, used by `scalar_output` (the gradient methods).
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcxai import checks
+
 # The batching helpers are part of the contract; they live in `batching`.
 from jaxcxai.attribution.batching import chunked_map as chunked_map
 from jaxcxai.attribution.batching import chunked_sum as chunked_sum
 from jaxcxai.attribution.batching import host_chunked_sum as host_chunked_sum
 from jaxcxai.attribution.batching import map_samples as map_samples
+from jaxcxai.attribution.batching import tiled_pool_grads as tiled_pool_grads
 
 __all__ = [
     "check_finite",
@@ -38,6 +43,7 @@ __all__ = [
     "logits_of",
     "resolve_target",
     "scalar_output",
+    "tiled_pool_grads",
     "chunked_map",
     "chunked_sum",
     "host_chunked_sum",
@@ -49,35 +55,16 @@ __all__ = [
 def check_finite(name: str, x: Any) -> None:
     """Raises if `x` holds NaN or inf, naming `name` and the count.
 
-    The count is reduced where the array lives (on device for a `jax.Array`),
-    so only one integer crosses to the host. Integer and boolean arrays pass.
-    Inside a trace the values are unknown, so the check is a no-op there:
-    call it at the eager entry point.
-
-    Args:
-      name: the argument's name, quoted in the error.
-      x: a NumPy or JAX array (or anything `np.asarray` accepts).
+    The attribution family's spelling of `jaxcxai.checks.check_finite` (one
+    array, name first): the count is reduced where the array lives, integer
+    and boolean arrays pass, and inside a trace the check is a no-op (call
+    it at the eager entry point).
 
     Raises:
-      ValueError: "`name` has K non-finite entries (NaN or inf) out of M".
+      checks.NonFiniteError: "`name` has K non-finite entries (NaN or inf)
+        out of M" (a ValueError).
     """
-    if isinstance(x, jax.core.Tracer):
-        return
-    if isinstance(x, jax.Array):
-        if not jnp.issubdtype(x.dtype, jnp.inexact):
-            return
-        bad = int(jnp.sum(~jnp.isfinite(x)))
-    else:
-        x = np.asarray(x)
-        if not np.issubdtype(x.dtype, np.inexact):
-            if x.dtype == object:
-                raise ValueError(f"{name} must be a numeric array, got dtype object")
-            return
-        bad = int(np.sum(~np.isfinite(x)))
-    if bad:
-        raise ValueError(
-            f"{name} has {bad} non-finite entries (NaN or inf) out of {x.size}"
-        )
+    checks.check_finite({name: x})
 
 
 def check_key(name: str, key: Any) -> None:
@@ -189,7 +176,7 @@ def prepare(
 
 
 def scalar_output(
-    f: Callable, target_fn: Callable | None = None
+    f: Callable, target_fn: Callable | None = None, *, tiled_pool_vjp: bool = True
 ) -> Callable[[jax.Array, jax.Array], jax.Array]:
     """Builds `g(x_single, t) -> scalar`, the number explained for one sample.
 
@@ -198,14 +185,17 @@ def scalar_output(
       target_fn: optional `target_fn(outputs) -> (N,)` giving a custom scalar
         per sample from `f`'s raw outputs (e.g. a detection score); `t` is
         then ignored.
+      tiled_pool_vjp: differentiate `f`'s tiling max pools with
+        `tiled_pool_grads` (the same values and gradients, faster on CPU).
 
     Returns:
       `g(x_single, t)`: logit `t` of `f(x_single[None])`, or
       `target_fn(f(x_single[None]))[0]`.
     """
+    model = tiled_pool_grads(f) if tiled_pool_vjp else f
 
     def g(x_single: jax.Array, t: jax.Array) -> jax.Array:
-        outputs = f(x_single[None])
+        outputs = model(x_single[None])
         if target_fn is not None:
             return jnp.reshape(target_fn(outputs), (-1,))[0]
         return logits_of(outputs)[0, t]

@@ -12,19 +12,85 @@ The selection methods are those of the `lime` package (`LimeBase`):
 - "none": every feature.
 
 The kept features are then fitted by ridge (alpha = 1, unpenalised
-intercept, sample weights), as scikit-learn's `Ridge(alpha=1)` does.
+intercept, sample weights), as scikit-learn's `Ridge(alpha=1)` does
+(`weighted_gram`, `ridge_solve`, `weighted_ridge`; also used by image
+LIME through `perturb`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
-from jaxcxai.attribution.perturb import ridge_solve, weighted_gram
-
-__all__ = ["fit_surrogate", "forward_selection", "highest_weights"]
+__all__ = [
+    "fit_surrogate",
+    "forward_selection",
+    "highest_weights",
+    "weighted_gram",
+    "ridge_solve",
+    "weighted_ridge",
+]
 
 _FS_RIDGE = 1e-6  # relative ridge of forward selection's least squares
+
+
+def weighted_gram(x: jax.Array, y: jax.Array, w: jax.Array) -> tuple[jax.Array, ...]:
+    """The w-weighted centred normal equations of a regression with intercept.
+
+    Args:
+      x: (S, k) design; y: (S,) targets; w: (S,) non-negative weights.
+
+    Returns:
+      gram (k, k) = Xc^T W Xc, rhs (k,) = Xc^T W yc, the weighted means
+      xm (k,) and ym (), and syy () = yc^T W yc.
+    """
+    wsum = jnp.sum(w)
+    xm = (w @ x) / wsum
+    ym = jnp.dot(w, y) / wsum
+    xc = x - xm[None, :]
+    yc = y - ym
+    xw = xc * w[:, None]
+    return xw.T @ xc, xw.T @ yc, xm, ym, jnp.dot(w * yc, yc)
+
+
+def ridge_solve(
+    gram: jax.Array, rhs: jax.Array, alpha: Any, active: jax.Array | None = None
+) -> jax.Array:
+    """(G_AA + alpha I) b_A = rhs_A on the active columns A; b = 0 elsewhere.
+
+    Inactive rows and columns become identity rows with a zero right-hand
+    side, so a subset fit keeps static shapes.
+    """
+    k = gram.shape[0]
+    if active is None:
+        active = jnp.ones((k,), bool)
+    keep = active[:, None] & active[None, :]
+    diag = jnp.where(active, alpha, 1.0).astype(gram.dtype)
+    g = jnp.where(keep, gram, 0.0) + jnp.diag(diag)
+    return jnp.linalg.solve(g, jnp.where(active, rhs, 0.0))
+
+
+def weighted_ridge(
+    x: jax.Array,
+    y: jax.Array,
+    w: jax.Array,
+    alpha: float,
+    active: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """argmin_{b, c} sum_i w_i (y_i - x_i b - c)^2 + alpha |b|^2 (closed form).
+
+    The intercept is unpenalised (x and y centred at their weighted means),
+    as in scikit-learn's `Ridge(alpha).fit(x, y, sample_weight=w)`.
+    Columns with `active == False` get coefficient 0.
+
+    Returns:
+      coef (k,), intercept ().
+    """
+    gram, rhs, xm, ym, _ = weighted_gram(x, y, w)
+    coef = ridge_solve(gram, rhs, alpha, active)
+    return coef, ym - jnp.dot(xm, coef)
 
 
 def forward_selection(gram: jax.Array, rhs: jax.Array, num_features: int) -> jax.Array:

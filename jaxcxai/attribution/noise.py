@@ -142,7 +142,7 @@ def noise_source(x, key, noise, n, sigma, noise_scale, reduce, chunk_size):
         raise ValueError(f"noise_scale must be one of {SCALES}, got {noise_scale!r}")
     if reduce not in REDUCTIONS:
         raise ValueError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
-    if not (sigma >= 0 and jnp.isfinite(sigma)):
+    if not (sigma >= 0 and np.isfinite(sigma)):
         raise ValueError(f"sigma must be finite and >= 0, got {sigma}")
     check_chunk("chunk_size", chunk_size)
     if noise is not None:

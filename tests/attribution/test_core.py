@@ -113,3 +113,59 @@ def test_host_chunked_sum(chunk):
     got = core.host_chunked_sum(fn, xs, chunk, w)
     np.testing.assert_allclose(got, (w[:, None] * np.sin(xs)).sum(0), rtol=1e-5)
     assert len(set(calls)) == 1  # one shape: one compiled program
+
+
+def _pool(x, window, strides, padding="VALID"):
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, strides, padding)
+
+
+def _pool_grad_reference(x, c, window):
+    """float64 NumPy: d sum(c * maxpool(x)) / dx, each window's c to its
+    first maximum in row-major window order (select-and-scatter, torch)."""
+    g = np.zeros_like(x, np.float64)
+    for out in np.ndindex(c.shape):
+        idx = [range(o * w, (o + 1) * w) for o, w in zip(out, window)]
+        cells = list(np.ndindex(*window))
+        vals = [x[tuple(i[k] for i, k in zip(idx, cell))] for cell in cells]
+        first = cells[int(np.argmax(vals))]  # argmax: the first maximum
+        g[tuple(i[k] for i, k in zip(idx, first))] += c[out]
+    return g
+
+
+def test_tiled_pool_gradient_equals_reference_with_ties():
+    rng = np.random.default_rng(0)
+    x = np.round(rng.normal(size=(1, 6, 8, 3)) * 2) / 2  # many exact ties
+    c = rng.normal(size=(1, 3, 2, 3))
+    window = (1, 2, 4, 1)
+    f = lambda v: jnp.sum(_pool(v, window, window) * jnp.asarray(c, v.dtype))
+    got = jax.grad(core.tiled_pool_grads(f))(jnp.asarray(x, jnp.float32))
+    want = _pool_grad_reference(x, c, window)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(got, jax.grad(f)(jnp.asarray(x, jnp.float32)))
+
+
+def test_scalar_output_swaps_tiling_pools_only_same_gradient():
+    """A CNN with a tiling pool (also inside a jitted helper) and an
+    overlapping one: per-sample gradients equal plain autodiff's bit for bit
+    on inputs with ties, and only the overlapping pool keeps jax's
+    select-and-scatter VJP."""
+    rng = np.random.default_rng(1)
+    k1 = jnp.asarray(rng.normal(size=(3, 3, 2, 4)), jnp.float32)
+    head = jnp.asarray(rng.normal(size=(4, 5)), jnp.float32)
+    conv = lambda v, k: jax.lax.conv_general_dilated(
+        v, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))  # fmt: skip
+    half = jax.jit(lambda v: _pool(v, (1, 2, 2, 1), (1, 2, 2, 1)))
+
+    def f(v):
+        a = conv(half(jax.nn.relu(v) * 1.5), k1)  # the input's ties reach the pool
+        a = _pool(a, (1, 3, 3, 1), (1, 1, 1, 1), "SAME")  # overlapping: kept
+        return jnp.mean(a, axis=(1, 2)) @ head, {"act": a}
+
+    x = jnp.asarray(np.round(rng.normal(size=(6, 8, 8, 2)) * 2) / 2, jnp.float32)
+    t = jnp.asarray(rng.integers(0, 5, size=6), jnp.int32)
+    per_sample = lambda swap: jax.jit(
+        jax.vmap(jax.grad(core.scalar_output(f, tiled_pool_vjp=swap))))  # fmt: skip
+    np.testing.assert_array_equal(per_sample(True)(x, t), per_sample(False)(x, t))
+    text = lambda swap: str(jax.make_jaxpr(per_sample(swap))(x, t))  # noqa: E731
+    assert text(False).count("select_and_scatter_add") == 2
+    assert text(True).count("select_and_scatter_add") == 1

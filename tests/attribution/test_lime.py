@@ -1,10 +1,13 @@
 """Tabular LIME: the discretiser against NumPy (and the lime package), the
-sampler's distribution against scipy's truncated normal, the surrogate fit
-against scikit-learn, and a linear model's signs and order."""
+sampler's distribution against scipy's truncated normal (and each draw
+against scipy's inverse CDF of its uniform), the uniforms against jax's
+threefry, the surrogate fit against scikit-learn, and a linear model's
+signs and order."""
 
 import functools
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ from sklearn.linear_model import LinearRegression, Ridge
 from jaxcxai.attribution.lime import _kernel_weights, lime_tabular
 from jaxcxai.attribution.lime_fit import fit_surrogate
 from jaxcxai.attribution.lime_sampling import lime_neighbourhood, lime_stats
+from jaxcxai.attribution.perturb import uniform
 from jaxcxai.parallel import make_mesh
 
 D, S = 5, 500
@@ -88,6 +92,49 @@ def test_neighbourhood_follows_bin_frequencies_and_truncated_normals():
             tn = sps.truncnorm((lo - m) / s, (hi - m) / s, loc=m, scale=s)
             assert lo - 1e-6 <= v.min() and v.max() <= hi + 1e-6
             assert abs(v.mean() - tn.mean()) < 5 * tn.std() / np.sqrt(len(v))
+
+
+@pytest.mark.parametrize("shape", [(7,), (5, 12), (3, 4, 5)])
+def test_uniform_is_jax_threefry_stream(shape):
+    """Draw i is the top 24 bits of word i of jax's own threefry_2x32 over
+    the counters 0..2 ceil(size / 2) - 1 (its words 0 then words 1)."""
+    key = jax.random.key(3)
+    size = int(np.prod(shape))
+    counts = jnp.arange(2 * -(-size // 2), dtype=jnp.uint32)
+    bits = jax.extend.random.threefry_2x32(jax.random.key_data(key), counts)
+    want = (np.asarray(bits[:size]) >> 8).reshape(shape) / 2.0**24
+    np.testing.assert_array_equal(np.asarray(uniform(key, shape)), want)
+    got_t = jax.jit(lambda k: uniform(k, shape, transpose=True))(key)
+    np.testing.assert_array_equal(np.asarray(got_t), want.T)
+    rbg = jax.random.key(3, impl="rbg")  # other implementations: jax's draw
+    np.testing.assert_array_equal(
+        uniform(rbg, shape, transpose=True), jax.random.uniform(rbg, shape).T
+    )
+
+
+def test_neighbourhood_is_inverse_cdf_of_its_uniforms():
+    """Row s, feature j comes from u = uniform(key, (S, d))[s, j]: bin k by
+    the cumulative bin frequencies, then scipy's truncated-normal quantile
+    q = (u - below_k) / freq_k in float64 (1 - q for a bin sampled mirrored,
+    one reaching further above its mean than below)."""
+    train = _train()
+    st, x, key, n = lime_stats(train), train[3], jax.random.key(5), 3000
+    values, binary = jax.jit(lime_neighbourhood, static_argnums=3)(st, x, key, n)
+    u = np.asarray(uniform(key, (n, D)), np.float64)
+    sn = jax.tree.map(lambda a: np.asarray(a, np.float64), st)
+    cum = np.cumsum(sn.freqs, axis=1)
+    worst = 0.0
+    for j in range(D):
+        k = (u[1:, j, None] >= cum[j, None, :3]).sum(1)
+        level = (u[1:, j] - (cum[j] - sn.freqs[j])[k]) / sn.freqs[j][k]
+        m, s = sn.means[j, k], sn.stds[j, k]
+        a, b = (sn.lows[j, k] - m) / s, (sn.highs[j, k] - m) / s
+        level = np.where(a + b > 0, 1 - level, level)
+        want = sps.truncnorm.ppf(level, a, b, loc=m, scale=s)
+        worst = max(worst, np.abs(np.asarray(values)[1:, j] - want).max())
+        b0 = np.searchsorted(sn.quartiles[j], x[j], side="left")
+        np.testing.assert_array_equal(np.asarray(binary)[1:, j], k == b0)
+    assert worst < 2e-4, worst
 
 
 def test_kernel_on_binary_rows_equals_lime_package():

@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcxai import checks
+
 __all__ = [
     "Factorization",
     "as_rows",
@@ -45,14 +47,9 @@ class Factorization(NamedTuple):
 
 
 def check_finite(x: Any, name: str) -> None:
-    """Raises ValueError naming `name` and the count of NaN/inf entries."""
-    if isinstance(x, jax.Array):
-        bad = int(x.size - jnp.sum(jnp.isfinite(x)))
-    else:  # NumPy on the host: float64 stays float64 (no overflow to inf)
-        x = np.asarray(x)
-        bad = int(x.size - np.isfinite(x).sum())
-    if bad:
-        raise ValueError(f"{name} has {bad} non-finite (NaN/inf) entries")
+    """Raises `checks.NonFiniteError` (a ValueError) naming `name` and the
+    count of NaN/inf entries; `jaxcxai.checks.check_finite` for one array."""
+    checks.check_finite({name: x})
 
 
 def check_positive_int(value: Any, name: str) -> int:
