@@ -20,31 +20,34 @@ Variants:
 import ml_collections
 
 from configs import chnr, classifier
+from configs import discover as discover_cfg
+from configs import explain as explain_cfg
 from configs import loce as loce_cfg
 from configs import probes as probes_cfg
 
 VARIANTS = ("default", "tiny", "full")
-STAGES = ("environment", "dataset", "backbones", "probes", "loce", "hashing")
+STAGES = (
+    "environment", "dataset", "backbones", "probes", "loce", "explain",
+    "discovery", "hashing",
+)  # fmt: skip
 
 # Measured stage times (seconds) on the 2-core development CPU with 8 fake
 # devices (`make demo`); printed as the ETA while the job runs.
 EXPECTED_SECONDS = {
-    "tiny": dict(
-        environment=1, dataset=1, backbones=10, probes=15, loce=15, hashing=25
-    ),  # fmt: skip
-    "default": dict(
-        environment=1, dataset=3, backbones=240, probes=150, loce=180, hashing=300
-    ),  # fmt: skip
-    "full": dict(
-        environment=1, dataset=3, backbones=3600, probes=1200, loce=1200, hashing=3600
-    ),  # fmt: skip
-}
+    "tiny": dict(environment=1, dataset=1, backbones=10, probes=15, loce=15,
+                 hashing=25, discovery=15, explain=20),
+    "default": dict(environment=1, dataset=2, backbones=200, probes=70, loce=40,
+                    hashing=420, discovery=120, explain=150),
+    "full": dict(environment=1, dataset=3, backbones=3600, probes=1200,
+                 loce=1200, hashing=3600, discovery=900, explain=1800),
+}  # fmt: skip
 
 
 # Checked before anything is written (configs/validate.py); each stage's
 # section by the rules of its own config file.
 SECTIONS = {"backbones.*": classifier, "probes": probes_cfg, "loce": loce_cfg,
-            "hashing.train": chnr}  # fmt: skip
+            "hashing.train": chnr, "discovery": discover_cfg,
+            "explain": explain_cfg}  # fmt: skip
 CONSTRAINTS = {"> 0": ("dataset.num_preview", "dataset.image_size"),
                ">= 0": ("expected_seconds.*", "hashing.seeds"),
                "[0, 1]": ("hashing.noise_rates",)}  # fmt: skip
@@ -95,4 +98,8 @@ def get_config(variant=None):
     c.hashing.seeds = (0,) if tiny else ((0, 1, 2) if full else (0, 1))
     c.hashing.fast_compile = tiny  # XLA optimisation level 0 (CI)
     c.hashing.reported_csv = ""  # "": eval/data/chnr_reported_ucm.csv
+    c.discovery = discover_cfg.get_config(variant)
+    c.discovery.backbone = "backbones/small_cnn"  # relative to the workdir
+    c.explain = explain_cfg.get_config(variant)
+    c.explain.backbone = "backbones/small_cnn"  # relative to the workdir
     return c

@@ -18,7 +18,16 @@ import os
 import time
 
 from configs import cli, validate
-from eval.stages import backbones, dataset, environment, hashing, loce, probes
+from eval.stages import (
+    backbones,
+    dataset,
+    discovery,
+    environment,
+    explain,
+    hashing,
+    loce,
+    probes,
+)
 from eval.stages.report import write_report
 from jaxcxai.metric_writers import write_json_atomic
 
@@ -32,6 +41,8 @@ STAGES = {
     "probes": probes.probes,
     "loce": loce.loce,
     "hashing": hashing.hashing,
+    "discovery": discovery.discovery,
+    "explain": explain.explain,
 }
 
 

@@ -66,11 +66,11 @@ def _train(base, method, p, seed, workdir, options) -> dict:
     res = trainer.train_and_evaluate(
         _run_config(base, method, p, seed), workdir, compiler_options=options
     )
-    k = base.eval.map_k
+    k = base.eval.map_k  # training reports mAP@k (reference semantics)
     with np.load(os.path.join(workdir, "codes.npz")) as c:
         curves = retrieval.cross_modal_metrics(
             c["query_image"], c["query_text"], c["db_image"], c["db_text"],
-            c["query_labels"], c["db_labels"], map_ks=(k,), pk_ks=(), radii=(),
+            c["query_labels"], c["db_labels"], map_ks=(), pk_ks=(), radii=(),
         )  # fmt: skip
     return {
         "method": method.upper(), "p": p, "seed": seed,

@@ -85,6 +85,61 @@ GLOSSARY = (
         "probability that a training image's caption is "
         "replaced by a caption of an image of another scene",
     ),
+    (
+        "ICE / NMF concepts",
+        "components of a non-negative factorisation of a layer's activations "
+        "(A ~ S W, W >= 0): each row of W is a discovered concept direction",
+    ),
+    (
+        "SAE",
+        "sparse autoencoder (TopK): an overcomplete dictionary whose codes keep "
+        "the k largest activations per sample",
+    ),
+    (
+        "R²",
+        "share of the activations' variance the dictionary reconstructs",
+    ),
+    (
+        "stability (dictionaries)",
+        "mean best-match cosine between the components of two seeds' "
+        "dictionaries (1: the same concepts found again)",
+    ),
+    (
+        "component IoU",
+        "IoU between a component's thresholded activation map and a planted "
+        "concept's mask (SynthAerial's ground truth)",
+    ),
+    (
+        "relevance mass",
+        "share of an attribution map's positive mass inside the explained "
+        "concept's mask (Arras et al. 2022)",
+    ),
+    (
+        "pointing game",
+        "1 when the map's maximum lies within a tolerance of the concept's mask",
+    ),
+    (
+        "deletion / insertion AUC",
+        "area under the class probability as the most relevant pixels are "
+        "removed (lower is more faithful) / revealed from a blurred copy "
+        "(higher is more faithful) (Petsiuk et al. 2018)",
+    ),
+    (
+        "randomisation check",
+        "rank correlation (Spearman) and SSIM between a map and the map after "
+        "re-drawing the top layers' weights; near 0 means the map depends on "
+        "what the model learnt (Adebayo et al. 2018)",
+    ),
+    (
+        "seed Kendall",
+        "Kendall tau between |attribution| ranks of two runs of a sampled "
+        "method with different keys (1: reproducible)",
+    ),
+    (
+        "removal shift",
+        "mean squared change of the log-odds when the top-k attributed "
+        "features are set to their training medians",
+    ),
 )
 
 

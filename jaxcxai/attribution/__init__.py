@@ -22,10 +22,29 @@ rise          RISE: random low-resolution masks, mask-weighted class scores
 tree_shap     TreeSHAP through shap's TreeExplainer, in the same contract
 perturb       shared pieces of the sampling explainers (keys, batching, ridge)
 
+An explanation study of a trained backbone (`python -m eval.explain`, the
+main job's `explain` stage):
+study         settings (`ExplainStudy`), the explained SynthAerial items, files
+methods       the image explainers as a study runs them (one map per image)
+scores        relevance mass, pointing game, deletion/insertion, randomisation,
+              seed stability
+tabular       scikit-learn tabular models as JAX programs and their explainers
+tabular_eval  the tabular part: removal shift, agreement, randomisation
+run           a study end to end (`explain`)
+report, plots the study's tables and figures
+
 Functions named like their module (`kernel_shap`, `occlusion`, `rise`,
 `lime_image`, `tree_shap`) are re-exported here under that name.
 """
 
+from jaxcxai.attribution import methods as methods
+from jaxcxai.attribution import plots as plots
+from jaxcxai.attribution import report as report
+from jaxcxai.attribution import run as run
+from jaxcxai.attribution import scores as scores
+from jaxcxai.attribution import study as study
+from jaxcxai.attribution import tabular as tabular
+from jaxcxai.attribution import tabular_eval as tabular_eval
 from jaxcxai.attribution.cam import grad_cam as grad_cam
 from jaxcxai.attribution.cam import grad_cam_plus_plus as grad_cam_plus_plus
 from jaxcxai.attribution.coalitions import coalition_plan as coalition_plan
@@ -61,17 +80,29 @@ from jaxcxai.attribution.lime_sampling import lime_stats as lime_stats
 from jaxcxai.attribution.occlusion import occlusion as occlusion
 from jaxcxai.attribution.rise import rise as rise
 from jaxcxai.attribution.rise import rise_masks as rise_masks
+from jaxcxai.attribution.run import explain as explain
 from jaxcxai.attribution.smooth import REFERENCE_SMOOTHING as REFERENCE_SMOOTHING
 from jaxcxai.attribution.smooth import (
     smooth_integrated_gradients as smooth_integrated_gradients,
 )
 from jaxcxai.attribution.smooth import smooth_noise as smooth_noise
 from jaxcxai.attribution.smooth import smoothgrad as smoothgrad
+from jaxcxai.attribution.study import ExplainStudy as ExplainStudy
 from jaxcxai.attribution.tap import layer_tap as layer_tap
 from jaxcxai.attribution.tree_shap import tree_explainer as tree_explainer
 from jaxcxai.attribution.tree_shap import tree_shap as tree_shap
 
 __all__ = [
+    "ExplainStudy",
+    "explain",
+    "methods",
+    "plots",
+    "report",
+    "run",
+    "scores",
+    "study",
+    "tabular",
+    "tabular_eval",
     "kernel_shap",
     "constrained_wls",
     "coalition_plan",

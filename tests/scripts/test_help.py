@@ -19,8 +19,13 @@ SCRIPTS = {
     "train.hashing": ("configs/duch.py", "model.bits"),
     "eval.concepts": ("configs/probes.py", "tcav.num_random"),
     "eval.loce": ("configs/loce.py", "analysis.k_max"),
+    "eval.discover": ("configs/discover.py", "nmf.iters"),
+    "eval.explain": ("configs/explain.py", "methods.rise_masks"),
 }
-CONFIG_FILES = ("classifier", "probes", "loce", "duch", "chnr", "reproduce")
+CONFIG_FILES = (
+    "classifier", "probes", "loce", "duch", "chnr", "discover", "explain",
+    "reproduce"
+)  # fmt: skip
 
 
 def _source_comment(path: str, field: str) -> str:

@@ -28,6 +28,15 @@ FIGURES = {
         "retrieval.png",
     },  # fmt: skip
     "hashing": {"map_vs_noise.png", "pr_curves.png"},
+    "discovery": {"iou_nmf.png", "iou_sae.png", "references_conv3.png"},
+    "explain": {
+        "attribution_grid.png",
+        "metric_bars.png",
+        "randomization.png",
+        "faithfulness_curves.png",
+        "relevance_by_concept.png",
+        "tabular.png",
+    },  # fmt: skip
 }
 
 
@@ -62,7 +71,8 @@ def test_tiny_main_job_writes_report(tmp_path, capsys):
     assert "## Terms" in report and "**mAP@K**" in report
     assert "None" not in report
     out = capsys.readouterr().out
-    assert "[3/6 backbones] running; expected" in out
+    n = len(config.stages)
+    assert f"[3/{n} backbones] running; expected" in out
 
     # A second run announces the finished stages and leaves them as they were.
     before = _snapshot(os.path.join(work, "backbones"))

@@ -13,7 +13,7 @@ import pytest
 from configs import cli, validate
 from tests.paths import CONFIGS
 
-OWNED = ("classifier", "probes", "loce", "duch", "chnr")
+OWNED = ("classifier", "probes", "loce", "duch", "chnr", "discover", "explain")
 # Hand-picked sizes and counts per config file (not read from its
 # declarations): each must be positive.
 SIZES = {
@@ -24,9 +24,14 @@ SIZES = {
     "duch": ("train.batch_size", "train.epochs", "model.bits",
              "data.synthetic.num_images"),
     "chnr": ("train.batch_size", "train.epochs", "chnr.detector_blocks"),
+    "explain": ("data.per_concept", "methods.ig_steps", "methods.rise_masks",
+                "tabular.num_explain"),
+    "discover": ("batch_size", "data.num_images", "num_components", "nmf.iters",
+                 "sae.steps"),
 }  # fmt: skip
 VARIANT = {"classifier": "small_cnn_tiny", "probes": "tiny", "loce": "tiny",
-           "duch": "tiny", "chnr": "tiny"}  # fmt: skip
+           "duch": "tiny", "chnr": "tiny", "discover": "tiny",
+           "explain": "tiny"}  # fmt: skip
 
 
 def _module(name):
@@ -53,9 +58,9 @@ def test_declared_names_are_fields(name):
     for variant in module.VARIANTS:
         fields |= set(validate.flatten(module.get_config(variant)))
     named = [p for names in module.CONSTRAINTS.values() for p in names]
-    for batch, size, *when in module.BATCH_LIMITS:
+    for batch, size, *when in getattr(module, "BATCH_LIMITS", ()):
         named += [batch, *size.replace(" ", "").split("*"), *(when[0] if when else ())]
-    for batch, kind in module.DEVICE_BATCHES.items():
+    for batch, kind in getattr(module, "DEVICE_BATCHES", {}).items():
         named += [batch, *(() if isinstance(kind, str) else kind[1])]
     assert sorted(set(named) - fields) == []
 

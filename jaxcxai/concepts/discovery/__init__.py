@@ -24,10 +24,15 @@ quality     reconstruction R^2, sparsity, dead codes, NetDissect-style
 references  top-n reference images/crops per concept with presence maps
 plots       reference grids (one PNG per layer), component-vs-concept IoU
             heatmaps
+study       settings (`DiscoveryStudy`), data and files of a discovery study
+run         a study end to end: NMF and SAE dictionaries x layers x seeds
+evaluation  R^2, seed stability, localisation IoU, CAV match, scene fidelity
+report      the study's tables, reference-crop grids and IoU heatmaps
 """
 
 from jaxcxai.concepts.discovery import bulk as bulk
 from jaxcxai.concepts.discovery import common as common
+from jaxcxai.concepts.discovery import evaluation as evaluation
 from jaxcxai.concepts.discovery import ica as ica
 from jaxcxai.concepts.discovery import ice as ice
 from jaxcxai.concepts.discovery import importance as importance
@@ -38,8 +43,11 @@ from jaxcxai.concepts.discovery import pca as pca
 from jaxcxai.concepts.discovery import plots as plots
 from jaxcxai.concepts.discovery import quality as quality
 from jaxcxai.concepts.discovery import references as references
+from jaxcxai.concepts.discovery import report as report
+from jaxcxai.concepts.discovery import run as run
 from jaxcxai.concepts.discovery import sae as sae
 from jaxcxai.concepts.discovery import sae_stream as sae_stream
+from jaxcxai.concepts.discovery import study as study
 from jaxcxai.concepts.discovery.bulk import fit_nmf as fit_nmf
 from jaxcxai.concepts.discovery.bulk import fit_semi_nmf as fit_semi_nmf
 from jaxcxai.concepts.discovery.bulk import nmf_layers as nmf_layers
@@ -88,12 +96,20 @@ from jaxcxai.concepts.discovery.references import (
     reference_samples as reference_samples,
 )
 from jaxcxai.concepts.discovery.references import vector_presence as vector_presence
+from jaxcxai.concepts.discovery.run import discover as discover
 from jaxcxai.concepts.discovery.sae import create_sae_state as create_sae_state
 from jaxcxai.concepts.discovery.sae import make_sae_train_step as make_sae_train_step
 from jaxcxai.concepts.discovery.sae import sae_factorization as sae_factorization
 from jaxcxai.concepts.discovery.sae_stream import fit_sae as fit_sae
+from jaxcxai.concepts.discovery.study import DiscoveryStudy as DiscoveryStudy
 
 __all__ = [
+    "DiscoveryStudy",
+    "discover",
+    "evaluation",
+    "report",
+    "run",
+    "study",
     "Factorization",
     "Ice",
     "Match",
