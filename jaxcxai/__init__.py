@@ -8,6 +8,8 @@ Layer 0, infrastructure:
   checkpoint      Orbax checkpointing (save every N, keep K, resume)
   metric_writers  JSON-lines metric records, atomic JSON
   hostmem         host allocator settings for XLA:CPU (scripts call it)
+  checks          non-finite input checks and fingerprints of resumed work
+  plotting        the house style of every figure (labelled axes, titles)
 Layer 1, models, data and pure metrics:
   models          flax.linen backbones with named activations, weight import,
                   packaged pretrained weights, MiniLM text encoder
@@ -19,13 +21,15 @@ Layer 2, training and shared method layers:
   features        sharded, cached activation extraction
   feature_cache   the on-disk feature cache (reader and chunk writers)
   attribution     saliency, IG, SmoothGrad, Grad-CAM, occlusion, KernelSHAP,
-                  LIME, RISE, TreeSHAP, concept attribution
+                  LIME, RISE, TreeSHAP, concept attribution; the
+                  explanation study (`attribution.run.explain`)
 Layer 3, method families:
   concepts        probes (Net2Vec, TCAV), loce (LoCE and its analyses),
                   discovery (NMF/ICE, PCA, ICA, SAE, ...); to come:
                   stability, comparison, background
   hashing         DUCH / CHNR hashing and exact Hamming search
-  uncertainty     (to come) epistemic estimators and uncertainty gating
+  uncertainty     epistemic estimators, perturbations, XAI-UQ correlation and
+                  gating policies (the experiments and stage to come)
   adversarial     (to come) attacks dissected in concept space
   hierarchy       (to come) semantic hierarchies in vision-language embeddings
 """

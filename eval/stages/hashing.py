@@ -10,7 +10,7 @@
         after the meta phase on the clean subset, for p > 0 only.
 Both see the same noisy captions (CHNR's wrong-caption injection,
 `jaxcxai.data.noise`). The report gives mAP@K of both directions (mean ± std
-over seeds), decides "CHNR degrades less than DUCH" only beyond seed noise
+over seeds), decides "CHNR degrades less than DUCH" only by a paired t-test
 (`jaxcxai.hashing.noise_study.verdict`), and shows the authors' reported UCM
 numbers in a table and figure of their own.
 """
@@ -161,11 +161,13 @@ def _markdown(base, agg, verdict, reported, rates) -> str:
                      f"{_cell(s['t2i'])} | {_cell(s['avg'])} |")  # fmt: skip
     lines.append("")
     for p, v in verdict.items():
-        se = "n/a" if v["seeds"] < 2 else f"{v['stderr']:.3f}"
+        se = ("n/a" if v["seeds"] < 2 else
+              f"{v['stderr']:.2g}; a paired t-test at 5 % needs |difference| > "
+              f"{v['t_crit']:.1f} x SE = {v['t_crit'] * v['stderr']:.2g}")  # fmt: skip
         lines.append(
             f"- p = {p}: avg-mAP drop from DUCH at p = 0: DUCH {v['duch_drop']:.3f}, "
             f"CHNR {v['chnr_drop']:.3f}; CHNR - DUCH = {v['difference']:+.3f} "
-            f"(standard error {se} over {v['seeds']} seed(s)): {OUTCOMES[v['outcome']]}."
+            f"(standard error {se}; {v['seeds']} seed(s)): {OUTCOMES[v['outcome']]}."
         )
     if reported is None:
         return "\n".join(lines + ["", "Reported numbers: CSV not found."]) + "\n"

@@ -30,6 +30,10 @@ def test_aggregate_mean_and_sample_std():
         ([0.60, 0.62, 0.61], [0.80, 0.81, 0.79], "duch_better"),
         ([0.80, 0.60, 0.70], [0.70, 0.70, 0.71], "inconclusive"),
         ([0.90], [0.10], "one_seed"),
+        # Paired differences 0.10 and 0.12: mean 0.11, SE 0.01, t = 11 < 12.7
+        # (t_{0.975, 1}): two seeds cannot decide what z = 2 would.
+        ([0.80, 0.82], [0.70, 0.70], "inconclusive"),
+        ([0.80, 0.82, 0.81], [0.70, 0.70, 0.70], "chnr_better"),
     ],
 )
 def test_verdict_respects_seed_noise(chnr, duch, outcome):
@@ -42,4 +46,9 @@ def test_verdict_respects_seed_noise(chnr, duch, outcome):
     assert v["difference"] == pytest.approx(diff.mean())
     if n > 1:
         assert v["stderr"] == pytest.approx(diff.std(ddof=1) / np.sqrt(n))
+        # The threshold is scipy's paired t-test at 5 %, two-sided.
+        from scipy import stats
+
+        p = stats.ttest_1samp(diff, 0.0).pvalue
+        assert (p < 0.05) == (outcome != "inconclusive")
     assert v["duch_drop"] == pytest.approx(0.9 - np.mean(duch))

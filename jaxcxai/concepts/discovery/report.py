@@ -154,7 +154,7 @@ def plot_references(images, presences: dict, results: dict, path, *, layer, n, c
     methods = list(presences)
     refs = {m: reference_samples(images, presences[m], n, crop=crop) for m in methods}
     k = max(r.indices.shape[0] for r in refs.values())
-    size = (2.6 + 3.4 * len(methods) * n / 6, 1.1 + 0.45 * k)
+    size = (3.6 + 3.4 * len(methods) * n / 6, 1.1 + 0.45 * k)  # room for labels
     fig, axes = plotting.figure(1, len(methods), squeeze=False, size=size)
     side = next(iter(refs.values())).crops.shape[2]
     for ax, m in zip(axes[0], methods):
