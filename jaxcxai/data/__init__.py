@@ -15,6 +15,9 @@ Modules:
   noise            CHNR's caption-noise injection and clean subset
   classic          Fashion-MNIST IDX files and scikit-learn's bundled sets
   resample         masks and maps to activation grids (nearest, bilinear, area)
+  tabular          the uncertainty-gating paper's four dataset roles from
+                   scikit-learn's bundled sets; its 70/15/15 split and scaling
+  uci              the paper's UCI files (Wine Quality, Dry Bean, Rice, Ecoli)
 """
 
 from jaxcxai.data import captions as captions
@@ -28,6 +31,8 @@ from jaxcxai.data import noise as noise
 from jaxcxai.data import pipeline as pipeline
 from jaxcxai.data import resample as resample
 from jaxcxai.data import synthaerial as synthaerial
+from jaxcxai.data import tabular as tabular
+from jaxcxai.data import uci as uci
 from jaxcxai.data import validate as validate
 from jaxcxai.data import voc as voc
 from jaxcxai.data.validate import DataFormatError as DataFormatError
@@ -46,5 +51,7 @@ __all__ = [
     "pipeline",
     "resample",
     "synthaerial",
+    "tabular",
+    "uci",
     "voc",
 ]

@@ -1,0 +1,124 @@
+"""Uncertainty gating for cost-aware XAI (Mikriukov, Montavon, Höhne,
+arXiv:2603.29915): epistemic uncertainty as a cheap proxy for explanation
+reliability, used to route uncertain samples to expensive explainers or to
+defer them under a budget.
+
+entropy      U_epi / aleatoric reductions of member probabilities (mutual
+             information, member variance), the `Estimate` every estimator
+             returns
+bootstrap    bootstrap logistic regression: B refits at once under vmap
+dropout      MC-dropout MLP (mutual information) and CNN (softmax variance)
+ensembles    deep ensembles trained at once under vmap; the MLP trainer
+forest       random-forest tree variance; the forest surrogate for any model
+perturb      Gaussian, missing-value and permutation perturbations at the
+             paper's levels, one key per realisation
+attacks      untargeted BIM, PGD and C&W against a JAX model
+correlation  explanation drift XD, epistemic gain EG, XEC, U_epi strata,
+             stratified stability and the p10-vs-p90 t-test
+gating       calibrate / route / defer, the cost q, reliability records,
+             precision and recall of "stable" under a budget, UC1 (a
+             reconstruction)
+
+Still to come (issue 15): the experiment drivers E1-E5, the `eval.gating`
+script and the main-job stage, the GBDT estimators, the benchmarks.
+"""
+
+from jaxcxai.uncertainty import attacks as attacks
+from jaxcxai.uncertainty import bootstrap as bootstrap
+from jaxcxai.uncertainty import correlation as correlation
+from jaxcxai.uncertainty import dropout as dropout
+from jaxcxai.uncertainty import ensembles as ensembles
+from jaxcxai.uncertainty import entropy as entropy
+from jaxcxai.uncertainty import forest as forest
+from jaxcxai.uncertainty import gating as gating
+from jaxcxai.uncertainty import perturb as perturb
+from jaxcxai.uncertainty.attacks import attack_sweep as attack_sweep
+from jaxcxai.uncertainty.attacks import bim as bim
+from jaxcxai.uncertainty.attacks import carlini_wagner as carlini_wagner
+from jaxcxai.uncertainty.attacks import pgd as pgd
+from jaxcxai.uncertainty.bootstrap import (
+    bootstrap_logreg_uncertainty as bootstrap_logreg_uncertainty,
+)
+from jaxcxai.uncertainty.bootstrap import fit_bootstrap_logreg as fit_bootstrap_logreg
+from jaxcxai.uncertainty.correlation import epistemic_gain as epistemic_gain
+from jaxcxai.uncertainty.correlation import explanation_drift as explanation_drift
+from jaxcxai.uncertainty.correlation import extreme_groups_ttest as extreme_groups_ttest
+from jaxcxai.uncertainty.correlation import strata as strata
+from jaxcxai.uncertainty.correlation import xec as xec
+from jaxcxai.uncertainty.dropout import MLP as MLP
+from jaxcxai.uncertainty.dropout import DropoutCNN as DropoutCNN
+from jaxcxai.uncertainty.dropout import cnn_mc_variance as cnn_mc_variance
+from jaxcxai.uncertainty.dropout import mc_dropout_uncertainty as mc_dropout_uncertainty
+from jaxcxai.uncertainty.ensembles import ensemble_uncertainty as ensemble_uncertainty
+from jaxcxai.uncertainty.ensembles import train_ensemble as train_ensemble
+from jaxcxai.uncertainty.ensembles import train_mlp as train_mlp
+from jaxcxai.uncertainty.entropy import Estimate as Estimate
+from jaxcxai.uncertainty.entropy import expected_entropy as expected_entropy
+from jaxcxai.uncertainty.entropy import member_variance as member_variance
+from jaxcxai.uncertainty.entropy import mutual_information as mutual_information
+from jaxcxai.uncertainty.entropy import predictive_entropy as predictive_entropy
+from jaxcxai.uncertainty.forest import fit_forest as fit_forest
+from jaxcxai.uncertainty.forest import fit_surrogate as fit_surrogate
+from jaxcxai.uncertainty.forest import forest_uncertainty as forest_uncertainty
+from jaxcxai.uncertainty.forest import surrogate_uncertainty as surrogate_uncertainty
+from jaxcxai.uncertainty.gating import calibrate as calibrate
+from jaxcxai.uncertainty.gating import defer as defer
+from jaxcxai.uncertainty.gating import deferral_table as deferral_table
+from jaxcxai.uncertainty.gating import relative_cost as relative_cost
+from jaxcxai.uncertainty.gating import reliability_records as reliability_records
+from jaxcxai.uncertainty.gating import route as route
+from jaxcxai.uncertainty.gating import uc1_curve as uc1_curve
+from jaxcxai.uncertainty.perturb import gaussian_noise as gaussian_noise
+from jaxcxai.uncertainty.perturb import missing_values as missing_values
+from jaxcxai.uncertainty.perturb import permute_features as permute_features
+from jaxcxai.uncertainty.perturb import perturb_sweep as perturb_sweep
+
+__all__ = [
+    "entropy",
+    "bootstrap",
+    "dropout",
+    "ensembles",
+    "forest",
+    "perturb",
+    "attacks",
+    "correlation",
+    "gating",
+    "Estimate",
+    "mutual_information",
+    "member_variance",
+    "predictive_entropy",
+    "expected_entropy",
+    "bootstrap_logreg_uncertainty",
+    "fit_bootstrap_logreg",
+    "MLP",
+    "DropoutCNN",
+    "mc_dropout_uncertainty",
+    "cnn_mc_variance",
+    "train_mlp",
+    "train_ensemble",
+    "ensemble_uncertainty",
+    "forest_uncertainty",
+    "surrogate_uncertainty",
+    "fit_forest",
+    "fit_surrogate",
+    "perturb_sweep",
+    "gaussian_noise",
+    "missing_values",
+    "permute_features",
+    "bim",
+    "pgd",
+    "carlini_wagner",
+    "attack_sweep",
+    "explanation_drift",
+    "epistemic_gain",
+    "xec",
+    "strata",
+    "extreme_groups_ttest",
+    "calibrate",
+    "route",
+    "defer",
+    "relative_cost",
+    "reliability_records",
+    "deferral_table",
+    "uc1_curve",
+]
