@@ -9,7 +9,7 @@ re-run (and says so; delete its folder to redo it). A workdir belongs to one
 resolved config: a different variant or override is refused.
 
 Variants:
-  tiny     CI: every stage at toy size, about 3 minutes on 2 CPU cores.
+  tiny     CI: every stage at toy size, about 1.2 minutes on 2 CPU cores.
   default  `make demo`: every stage sized to share a 30-minute budget on a
            2-core CPU (`expected_seconds` below are measured there).
   full     the studies at the sizes of the papers' protocols that fit one
@@ -37,7 +37,7 @@ EXPECTED_SECONDS = {
     "tiny": dict(environment=1, dataset=1, backbones=10, probes=15, loce=15,
                  hashing=25, discovery=15, explain=20),
     "default": dict(environment=1, dataset=1, backbones=215, probes=80, loce=30,
-                    hashing=600, discovery=50, explain=90),
+                    hashing=580, discovery=50, explain=90),
     "full": dict(environment=1, dataset=3, backbones=3600, probes=1200,
                  loce=1200, hashing=3600, discovery=900, explain=1800),
 }  # fmt: skip

@@ -79,6 +79,14 @@ BENCHMARKS = {
         "eval.benches.smoothgrad",
         "SmoothGrad, 50 noisy copies, vs Captum NoiseTunnel",
     ),
+    "mc_dropout_uq": (
+        "eval.benches.mc_dropout_uq",
+        "MC-dropout U_epi of the gating MLP, 10k rows x 50 passes, vs eager PyTorch",
+    ),
+    "gating_sweep": (
+        "eval.benches.gating_sweep",
+        "gating E2 cell (RF+TreeSHAP, MLP+KernelSHAP, 7 levels) vs the reference loop",
+    ),
     "nmf_bulk": (
         "eval.benches.nmf_bulk",
         "3 layers x 8 seeds of NMF (k=10, 4096 x {384,512,512}) vs sklearn NMF(mu)",

@@ -29,7 +29,7 @@ import time
 import jax
 import numpy as np
 
-from jaxcxai.concepts.probes.tcav import cav_accuracy, fit_cavs
+from jaxcxai.concepts.probes.cavs import cav_accuracy, fit_cavs
 
 D = 7 * 7 * 512
 N_TRAIN = 100

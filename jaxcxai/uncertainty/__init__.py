@@ -18,20 +18,30 @@ correlation  explanation drift XD, epistemic gain EG, XEC, U_epi strata,
 gating       calibrate / route / defer, the cost q, reliability records,
              precision and recall of "stable" under a budget, UC1 (a
              reconstruction)
+quality      E1 (Table 2): weighted F1 with bootstrap std, mean U_epi, CV_epi
+experiments  E2 (Figure 2: XD, EG, XEC) and E3 (Figure 3: strata, t-test)
+deferral     the mixed-noise pool, E4 (Table 3), E5 (Table 4), faithfulness
+             groups (Figure 4)
+tables       the experiments' rows in the paper's table layout
 
-Still to come (issue 15): the experiment drivers E1-E5, the `eval.gating`
-script and the main-job stage, the GBDT estimators, the benchmarks.
+Still to come (issue 15): the `eval.gating` script and the main-job stage
+(models fitted, experiments run, tables and figures written), the image
+experiment, the GBDT estimators.
 """
 
 from jaxcxai.uncertainty import attacks as attacks
 from jaxcxai.uncertainty import bootstrap as bootstrap
 from jaxcxai.uncertainty import correlation as correlation
+from jaxcxai.uncertainty import deferral as deferral
 from jaxcxai.uncertainty import dropout as dropout
 from jaxcxai.uncertainty import ensembles as ensembles
 from jaxcxai.uncertainty import entropy as entropy
+from jaxcxai.uncertainty import experiments as experiments
 from jaxcxai.uncertainty import forest as forest
 from jaxcxai.uncertainty import gating as gating
 from jaxcxai.uncertainty import perturb as perturb
+from jaxcxai.uncertainty import quality as quality
+from jaxcxai.uncertainty import tables as tables
 from jaxcxai.uncertainty.attacks import attack_sweep as attack_sweep
 from jaxcxai.uncertainty.attacks import bim as bim
 from jaxcxai.uncertainty.attacks import carlini_wagner as carlini_wagner
@@ -45,6 +55,10 @@ from jaxcxai.uncertainty.correlation import explanation_drift as explanation_dri
 from jaxcxai.uncertainty.correlation import extreme_groups_ttest as extreme_groups_ttest
 from jaxcxai.uncertainty.correlation import strata as strata
 from jaxcxai.uncertainty.correlation import xec as xec
+from jaxcxai.uncertainty.deferral import e4_deferral as e4_deferral
+from jaxcxai.uncertainty.deferral import e5_cost as e5_cost
+from jaxcxai.uncertainty.deferral import faithfulness_groups as faithfulness_groups
+from jaxcxai.uncertainty.deferral import mixed_noise_pool as mixed_noise_pool
 from jaxcxai.uncertainty.dropout import MLP as MLP
 from jaxcxai.uncertainty.dropout import DropoutCNN as DropoutCNN
 from jaxcxai.uncertainty.dropout import cnn_mc_variance as cnn_mc_variance
@@ -57,6 +71,10 @@ from jaxcxai.uncertainty.entropy import expected_entropy as expected_entropy
 from jaxcxai.uncertainty.entropy import member_variance as member_variance
 from jaxcxai.uncertainty.entropy import mutual_information as mutual_information
 from jaxcxai.uncertainty.entropy import predictive_entropy as predictive_entropy
+from jaxcxai.uncertainty.experiments import e2_correlation as e2_correlation
+from jaxcxai.uncertainty.experiments import (
+    e3_stratified_stability as e3_stratified_stability,
+)
 from jaxcxai.uncertainty.forest import fit_forest as fit_forest
 from jaxcxai.uncertainty.forest import fit_surrogate as fit_surrogate
 from jaxcxai.uncertainty.forest import forest_uncertainty as forest_uncertainty
@@ -72,8 +90,20 @@ from jaxcxai.uncertainty.perturb import gaussian_noise as gaussian_noise
 from jaxcxai.uncertainty.perturb import missing_values as missing_values
 from jaxcxai.uncertainty.perturb import permute_features as permute_features
 from jaxcxai.uncertainty.perturb import perturb_sweep as perturb_sweep
+from jaxcxai.uncertainty.quality import e1_model_quality as e1_model_quality
 
 __all__ = [
+    "quality",
+    "experiments",
+    "deferral",
+    "tables",
+    "e1_model_quality",
+    "e2_correlation",
+    "e3_stratified_stability",
+    "mixed_noise_pool",
+    "e4_deferral",
+    "e5_cost",
+    "faithfulness_groups",
     "entropy",
     "bootstrap",
     "dropout",
