@@ -26,7 +26,15 @@ from typing import Any
 import jax
 import numpy as np
 
-__all__ = ["JsonlWriter", "atomic_write", "read_jsonl", "write_json_atomic"]
+__all__ = [
+    "JsonlWriter",
+    "atomic_write",
+    "read_jsonl",
+    "read_npz",
+    "write_json_atomic",
+    "write_npz_atomic",
+    "write_text_atomic",
+]
 
 
 def _py(value: Any) -> Any:
@@ -137,7 +145,28 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def write_text_atomic(path: str, text: str) -> None:
+    """Writes UTF-8 `text` to `path` through a temporary file and a rename."""
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
 def write_json_atomic(path: str, obj: Any) -> None:
     """Writes JSON to `path` through a temporary file and a rename."""
-    text = json.dumps(obj, indent=2, default=_py) + "\n"
-    atomic_write(path, lambda f: f.write(text.encode()))
+    write_text_atomic(path, json.dumps(obj, indent=2, default=_py) + "\n")
+
+
+def write_npz_atomic(path: str, arrays: dict) -> None:
+    """`np.savez_compressed` of `arrays` through a temporary file and a rename."""
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+
+
+def read_npz(path: str, hint: str = "") -> dict[str, np.ndarray]:
+    """Every array of an `.npz` file, loaded into memory.
+
+    Raises:
+      FileNotFoundError: naming `path`, followed by `hint` (how to make it).
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found" + (f"; {hint}" if hint else ""))
+    with np.load(path) as d:
+        return {k: d[k] for k in d.files}

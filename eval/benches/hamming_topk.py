@@ -14,23 +14,14 @@ every index ours returns is at the distance faiss reports at that rank).
 """
 
 import os
-import time
 
 import jax
 import numpy as np
 
+from eval.benches.timing import best_time
 from jaxcxai.hashing.search.topk import hamming_topk
 
 NBITS, K = 64, 100
-
-
-def _best_of(fn, repeats):
-    out, best = None, float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def run(quick: bool) -> dict:
@@ -43,11 +34,11 @@ def run(quick: bool) -> dict:
     queries = rng.integers(0, 2**32, (num_query, NBITS // 32), dtype=np.uint32)
 
     hamming_topk(queries, db, K)  # compile + warm up
-    ours_s, (dist, idx) = _best_of(lambda: hamming_topk(queries, db, K), repeats)
+    ours_s, (dist, idx) = best_time(lambda: hamming_topk(queries, db, K), repeats)
     select_s = {}
     if jax.default_backend() != "cpu":  # default there: selection on the device
         hamming_topk(queries, db, K, select="host")
-        select_s["host"], (h_dist, h_idx) = _best_of(
+        select_s["host"], (h_dist, h_idx) = best_time(
             lambda: hamming_topk(queries, db, K, select="host"), repeats
         )
         select_s["device"] = ours_s
@@ -61,7 +52,7 @@ def run(quick: bool) -> dict:
     for threads in sorted({1, os.cpu_count() or 1}):
         faiss.omp_set_num_threads(threads)
         index.search(queries[:10].view(np.uint8), K)
-        faiss_times[threads], (f_dist, f_idx) = _best_of(
+        faiss_times[threads], (f_dist, f_idx) = best_time(
             lambda: index.search(queries.view(np.uint8), K), repeats
         )
     baseline_s = min(faiss_times.values())

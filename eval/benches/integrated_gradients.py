@@ -40,21 +40,14 @@ import numpy as np
 from eval.benches.small_cnn_torch import (
     bench_images,
     bench_model,
+    float32_agreement,
     to_nchw,
     to_nhwc,
     torch_small_cnn,
 )
+from eval.benches.timing import best_time
 
 STEPS, METHOD, CHUNK = 50, "riemann_middle", 5
-
-
-def _best(fn, repeats):
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def _ours(model, variables, x, t, steps, chunk):
@@ -115,20 +108,12 @@ def run(quick: bool) -> dict:
     t0 = time.perf_counter()
     ours_fn()
     first = time.perf_counter() - t0
-    ours_s, ours = _best(ours_fn, repeats)
+    ours_s, ours = best_time(ours_fn, repeats)
     captum_fn = _captum(torch, variables, x, t, STEPS)
-    captum_s, theirs = _best(captum_fn, repeats)
+    captum_s, theirs = best_time(captum_fn, repeats)
     ours = np.asarray(ours)
-    diff = np.abs(ours - theirs)
     rel64 = _float64_agreement(torch, model, variables, x[:8], t[:8])
-    agreement = {
-        "float64_max_rel": rel64,
-        "float32_max_rel": float(diff.max() / np.abs(theirs).max()),
-        "float32_rel_l2": float(np.linalg.norm(diff) / np.linalg.norm(theirs)),
-        "float32_share_within_1e-4": float(
-            np.mean(diff <= 1e-4 * np.abs(theirs).max())
-        ),
-    }
+    agreement = {"float64_max_rel": rel64, **float32_agreement(ours, theirs)}
     extra = {"ours_first_call_s": first, "torch_threads": torch.get_num_threads()}
     if not quick:
         extra["memory_peak_rss_increment_mib"] = {

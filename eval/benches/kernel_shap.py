@@ -32,7 +32,8 @@ from math import factorial
 import jax
 import numpy as np
 
-from eval.benches.tabular_mlp import D, best_time, load, rows
+from eval.benches.tabular_mlp import D, load, rows
+from eval.benches.timing import best_time
 from jaxcxai.attribution.kernel_shap import kernel_shap
 
 NB = 100

@@ -36,7 +36,8 @@ import warnings
 import jax
 import numpy as np
 
-from eval.benches.tabular_mlp import D, best_time, load, rows
+from eval.benches.tabular_mlp import D, load, rows
+from eval.benches.timing import best_time
 from jaxcxai.attribution.lime import lime_tabular
 from jaxcxai.attribution.lime_sampling import lime_stats
 

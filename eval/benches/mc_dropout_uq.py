@@ -34,16 +34,9 @@ import time
 import jax
 import numpy as np
 
+from eval.benches.timing import best_time
+
 PASSES, RATE, TOL, SEED = 50, 0.3, 1e-5, 0
-
-
-def _best(fn, repeats):
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def train_paper_mlp(splits, epochs: int, seed: int = SEED):
@@ -188,20 +181,20 @@ def run(quick: bool) -> dict:
     t0 = time.perf_counter()
     ours()
     first = time.perf_counter() - t0
-    ours_s, est = _best(ours, repeats)
+    ours_s, est = best_time(ours, repeats)
 
     m1, m2 = library_masks(model, variables, xj, key)
     masked = lambda: jax.block_until_ready(  # noqa: E731
         mutual_information(masked_uncertainty(variables, xj, m1, m2))
     )
     masked()
-    ours_masked_s, u_masked = _best(masked, repeats)
+    ours_masked_s, u_masked = best_time(masked, repeats)
     masks = tuple(torch.from_numpy(np.asarray(m, np.float32)) for m in (m1, m2))
     net, xt = torch_mlp(torch, variables), torch.from_numpy(x)
-    masked_s, (u_t, p_t) = _best(
+    masked_s, (u_t, p_t) = best_time(
         lambda: torch_mc_uncertainty(torch, net, xt, masks), repeats
     )
-    own_s, (u_own, _) = _best(lambda: torch_mc_uncertainty(torch, net, xt), 2)
+    own_s, (u_own, _) = best_time(lambda: torch_mc_uncertainty(torch, net, xt), 2)
 
     u_ours, p_ours = np.asarray(est.epistemic), np.asarray(est.probs)
     u_t, p_t = u_t.numpy(), p_t.numpy()

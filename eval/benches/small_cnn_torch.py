@@ -84,3 +84,14 @@ def to_nchw(torch, x: np.ndarray):
 
 def to_nhwc(a) -> np.ndarray:
     return np.transpose(a.detach().numpy(), (0, 2, 3, 1))
+
+
+def float32_agreement(ours, theirs) -> dict:
+    """Float32 agreement of two attribution arrays of the same shape."""
+    ours, theirs = np.asarray(ours), np.asarray(theirs)
+    diff, scale = np.abs(ours - theirs), np.abs(theirs).max()
+    return {
+        "float32_max_rel": float(diff.max() / scale),
+        "float32_rel_l2": float(np.linalg.norm(diff) / np.linalg.norm(theirs)),
+        "float32_share_within_1e-4": float(np.mean(diff <= 1e-4 * scale)),
+    }

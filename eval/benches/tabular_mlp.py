@@ -11,7 +11,6 @@ separate draws).
 
 from __future__ import annotations
 
-import time
 from typing import NamedTuple
 
 import jax
@@ -71,13 +70,3 @@ def load(hidden: tuple[int, ...] = (32,)) -> TabularModel:
 def rows(x: np.ndarray, n: int) -> np.ndarray:
     """n rows cycling through x."""
     return np.resize(x, (n, x.shape[1]))
-
-
-def best_time(fn, repeats: int):
-    """(best wall time over `repeats` runs, last output); outputs are synced."""
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - t0)
-    return best, out

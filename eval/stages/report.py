@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 
+from jaxcxai.metric_writers import write_text_atomic
+
 # Every term the stages' sections use, defined once.
 GLOSSARY = (
     (
@@ -202,8 +204,5 @@ def write_report(config, results: dict, workdir: str, total_seconds: float) -> s
             lines += [f"![{name}: {fig}]({os.path.join(name, fig)})", ""]
         lines += [f"_Stage time: {r.get('seconds', 0) / 60:.1f} min._", ""]
     path = os.path.join(workdir, "report.md")
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write("\n".join(lines))
-    os.replace(tmp, path)
+    write_text_atomic(path, "\n".join(lines))
     return path

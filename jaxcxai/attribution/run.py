@@ -18,7 +18,7 @@ import numpy as np
 from jaxcxai import parallel
 from jaxcxai.attribution import methods, plots, report, scores, study, tabular_eval
 from jaxcxai.attribution.study import ExplainStudy
-from jaxcxai.metric_writers import write_json_atomic
+from jaxcxai.metric_writers import write_json_atomic, write_text_atomic
 from jaxcxai.training.backbone import TrainedBackbone
 
 __all__ = ["check", "explain", "explain_images_study"]
@@ -179,8 +179,5 @@ def explain(st: ExplainStudy, workdir: str, net: TrainedBackbone) -> dict:
     text = (
         "# Attributions\n\n" + md + "\n\n" + "\n".join(f"![{f}]({f})" for f in figures)
     )
-    tmp = os.path.join(workdir, study.REPORT + ".tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text + "\n")
-    os.replace(tmp, os.path.join(workdir, study.REPORT))
+    write_text_atomic(os.path.join(workdir, study.REPORT), text + "\n")
     return {"markdown": md, "figures": figures, "results": results}

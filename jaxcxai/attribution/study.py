@@ -25,11 +25,11 @@ Files of a study workdir:
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
 
 from jaxcxai.data import synthaerial
+from jaxcxai.metric_writers import read_npz, write_npz_atomic
 
 __all__ = [
     "ATTRIBUTIONS",
@@ -242,13 +242,9 @@ def build_items(d: ImageData, size: int, outputs) -> dict[str, np.ndarray]:
 
 def save_npz(path: str, arrays: dict) -> None:
     """`np.savez_compressed` to a temporary name, then renamed."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
-    os.replace(tmp, path)
+    write_npz_atomic(path, arrays)
 
 
 def load_npz(path: str) -> dict[str, np.ndarray]:
     """Every array of an `.npz` file, loaded into memory."""
-    with np.load(path) as d:
-        return {k: d[k] for k in d.files}
+    return read_npz(path)

@@ -34,7 +34,7 @@ from jaxcxai.concepts.discovery.common import Factorization, host_rng
 from jaxcxai.concepts.discovery.sae import encode
 from jaxcxai.concepts.discovery.sae_stream import fit_sae
 from jaxcxai.concepts.discovery.study import DiscoveryStudy
-from jaxcxai.metric_writers import write_json_atomic
+from jaxcxai.metric_writers import write_json_atomic, write_text_atomic
 from jaxcxai.training.backbone import TrainedBackbone
 
 __all__ = ["discover", "fit", "fit_nmf_layers", "fit_sae_layer"]
@@ -169,8 +169,5 @@ def discover(st: DiscoveryStudy, workdir: str, net: TrainedBackbone, progress=Fa
                               figures=time.perf_counter() - t1)  # fmt: skip
     md = report.markdown(results)
     write_json_atomic(os.path.join(workdir, study.RESULTS), results)
-    tmp = os.path.join(workdir, f"{study.REPORT}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(md + "\n")
-    os.replace(tmp, os.path.join(workdir, study.REPORT))
+    write_text_atomic(os.path.join(workdir, study.REPORT), md + "\n")
     return {"markdown": md, "figures": figures, "results": results}

@@ -19,12 +19,12 @@ names and writes the files of a study workdir:
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
 
 from jaxcxai import features, parallel
 from jaxcxai.data import synthaerial
+from jaxcxai.metric_writers import read_npz, write_npz_atomic
 from jaxcxai.training.backbone import TrainedBackbone
 
 __all__ = [
@@ -228,14 +228,9 @@ def extract(net: TrainedBackbone, images, st: DiscoveryStudy, progress=False):
 
 def save_npz(path: str, arrays: dict) -> None:
     """`np.savez_compressed` to a temporary name, then renamed."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
-    os.replace(tmp, path)
+    write_npz_atomic(path, arrays)
 
 
 def load_npz(path: str) -> dict[str, np.ndarray]:
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found; run `python -m eval.discover`")
-    with np.load(path) as d:
-        return {k: d[k] for k in d.files}
+    """Every array of an `.npz` file of the study, loaded into memory."""
+    return read_npz(path, "run `python -m eval.discover`")

@@ -31,7 +31,7 @@ from jaxcxai.concepts.loce.summary import (
     separation_summary,
     subconcept_ari,
 )
-from jaxcxai.metric_writers import write_json_atomic
+from jaxcxai.metric_writers import write_json_atomic, write_text_atomic
 from jaxcxai.training.backbone import TrainedBackbone
 
 __all__ = ["REPORT", "RESULTS", "analyze", "main_feature_analysis", "outlier_analysis"]
@@ -217,7 +217,7 @@ def analyze(study: LoceStudy, workdir: str, net: TrainedBackbone, progress=True)
         seg,
     )
     markdown = report.markdown(summary, study)
-    _write_text(os.path.join(workdir, REPORT), markdown)
+    write_text_atomic(os.path.join(workdir, REPORT), markdown)
     write_json_atomic(os.path.join(workdir, RESULTS), _clean(summary))
     return {"markdown": markdown, "figures": names, "results": _clean(summary)}
 
@@ -235,10 +235,3 @@ def _clean(obj):
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
-
-
-def _write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)

@@ -30,7 +30,7 @@ from jaxcxai.concepts.probes.report import (
     plot_tcav,
 )
 from jaxcxai.concepts.probes.study import ProbeStudy
-from jaxcxai.metric_writers import write_json_atomic
+from jaxcxai.metric_writers import write_json_atomic, write_text_atomic
 from jaxcxai.training.backbone import TrainedBackbone
 
 __all__ = [
@@ -231,8 +231,5 @@ def evaluate(st: ProbeStudy, workdir: str, net: TrainedBackbone, progress=True) 
         + "\n\n"
         + "\n".join(f"![{f}]({f})" for f in figures)
     )
-    tmp = os.path.join(workdir, REPORT + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text + "\n")
-    os.replace(tmp, os.path.join(workdir, REPORT))
+    write_text_atomic(os.path.join(workdir, REPORT), text + "\n")
     return {"markdown": md, "figures": figures, "results": results}

@@ -27,6 +27,7 @@ import numpy as np
 from jaxcxai import checks, features, parallel
 from jaxcxai.concepts.probes import pipeline
 from jaxcxai.data import synthaerial
+from jaxcxai.metric_writers import read_npz, write_npz_atomic
 from jaxcxai.training.backbone import TrainedBackbone
 
 __all__ = [
@@ -272,15 +273,10 @@ def extract(net: TrainedBackbone, images, study: ProbeStudy, cache_dir=None,
 
 
 def save_npz(path: str, arrays: dict) -> None:
-    """`np.savez_compressed` written to a temporary name, then renamed."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
-    os.replace(tmp, path)
+    """`np.savez_compressed` to a temporary name, then renamed."""
+    write_npz_atomic(path, arrays)
 
 
 def load_npz(path: str) -> dict[str, np.ndarray]:
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found; fit the probes first")
-    with np.load(path) as d:
-        return {k: d[k] for k in d.files}
+    """Every array of an `.npz` file of the study, loaded into memory."""
+    return read_npz(path, "fit the probes first")
