@@ -9,7 +9,7 @@ re-run (and says so; delete its folder to redo it). A workdir belongs to one
 resolved config: a different variant or override is refused.
 
 Variants:
-  tiny     CI: every stage at toy size, about 1.2 minutes on 2 CPU cores.
+  tiny     CI: every stage at toy size, about 3 minutes on 2 CPU cores.
   default  `make demo`: every stage sized to share a 30-minute budget on a
            2-core CPU (`expected_seconds` below are measured there).
   full     the studies at the sizes of the papers' protocols that fit one
@@ -22,24 +22,27 @@ import ml_collections
 from configs import chnr, classifier
 from configs import discover as discover_cfg
 from configs import explain as explain_cfg
+from configs import gating as gating_cfg
 from configs import loce as loce_cfg
 from configs import probes as probes_cfg
 
 VARIANTS = ("default", "tiny", "full")
 STAGES = (
     "environment", "dataset", "backbones", "probes", "loce", "explain",
-    "discovery", "hashing",
+    "discovery", "gating", "hashing",
 )  # fmt: skip
 
 # Measured stage times (seconds) on the 2-core development CPU with 8 fake
 # devices (`make demo`); printed as the ETA while the job runs.
 EXPECTED_SECONDS = {
     "tiny": dict(environment=1, dataset=1, backbones=10, probes=15, loce=15,
-                 hashing=25, discovery=15, explain=20),
+                 hashing=25, discovery=15, explain=20, gating=80),
     "default": dict(environment=1, dataset=1, backbones=215, probes=80, loce=30,
-                    hashing=580, discovery=50, explain=90),
+                    hashing=580, discovery=50, explain=90,
+                    gating=300),
     "full": dict(environment=1, dataset=3, backbones=3600, probes=1200,
-                 loce=1200, hashing=3600, discovery=900, explain=1800),
+                 loce=1200, hashing=3600, discovery=900, explain=1800,
+                 gating=3600),
 }  # fmt: skip
 
 
@@ -47,7 +50,7 @@ EXPECTED_SECONDS = {
 # section by the rules of its own config file.
 SECTIONS = {"backbones.*": classifier, "probes": probes_cfg, "loce": loce_cfg,
             "hashing.train": chnr, "discovery": discover_cfg,
-            "explain": explain_cfg}  # fmt: skip
+            "explain": explain_cfg, "gating": gating_cfg}  # fmt: skip
 CONSTRAINTS = {"> 0": ("dataset.num_preview", "dataset.image_size"),
                ">= 0": ("expected_seconds.*", "hashing.seeds"),
                "[0, 1]": ("hashing.noise_rates",)}  # fmt: skip
@@ -103,4 +106,5 @@ def get_config(variant=None):
     c.discovery.backbone = "backbones/small_cnn"  # relative to the workdir
     c.explain = explain_cfg.get_config(variant)
     c.explain.backbone = "backbones/small_cnn"  # relative to the workdir
+    c.gating = gating_cfg.get_config(variant)  # fits its own small models
     return c

@@ -24,6 +24,7 @@ from eval.stages import (
     discovery,
     environment,
     explain,
+    gating,
     hashing,
     loce,
     probes,
@@ -43,6 +44,7 @@ STAGES = {
     "hashing": hashing.hashing,
     "discovery": discovery.discovery,
     "explain": explain.explain,
+    "gating": gating.gating,
 }
 
 

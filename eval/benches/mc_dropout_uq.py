@@ -10,11 +10,13 @@ library default). Rows: all 6000 z-scored rows of that role cycled to
 
 Timed pair (both sides draw their own dropout masks). Ours:
 `mc_dropout_uncertainty(model, variables, x, key, num_passes=50)`, the 50
-passes one vmap over dropout keys (threefry masks), then the mutual
-information. Baseline: the same weights copied into a PyTorch
-`nn.Sequential`, 50 passes in an eager Python loop (`torch.no_grad`, CPU,
-`nn.Dropout` in train mode, BatchNorm in eval mode), then the reference
-code's float32 mutual information max(0, H(p_bar) - mean_t H(p_t)).
+passes one vmap over dropout keys (the library's default counter-hash masks,
+`jaxcxai.uncertainty.masks`), then the mutual information. `extra` also
+times ours with flax's threefry masks (`dropout_rng="threefry"`).
+Baseline: the same weights copied into a PyTorch `nn.Sequential`, 50
+passes in an eager Python loop (`torch.no_grad`, CPU, `nn.Dropout` in train
+mode, BatchNorm in eval mode), then the reference code's float32 mutual
+information max(0, H(p_bar) - mean_t H(p_t)).
 
 Same masks (agreement, and a second timed pair under `extra`): the masks
 our library draws for `key` are read off its own passes (the model returns
@@ -23,8 +25,9 @@ where the pre-dropout ReLU is 0 the mask does not matter). PyTorch's loop
 then multiplies by those mask tensors (`h * m / 0.7`, flax's
 `x / keep_prob`); agreement is max |U_ours - U_torch| <= 1e-5, for the
 library's U and for a small jitted forward of ours on the same masks. The
-same-mask pair excludes mask generation on both sides, which is most of
-the library's time on CPU (about 96M Bernoulli draws at 10k rows).
+same-mask pair excludes mask generation on both sides (about 96M
+Bernoulli draws at 10k rows: with threefry, most of the library's time on a
+CPU).
 """
 
 from __future__ import annotations
@@ -182,6 +185,12 @@ def run(quick: bool) -> dict:
     ours()
     first = time.perf_counter() - t0
     ours_s, est = best_time(ours, repeats)
+    slow = model.clone(dropout_rng="threefry")
+    threefry = lambda: jax.block_until_ready(  # noqa: E731
+        mc_dropout_uncertainty(slow, variables, xj, key, num_passes=PASSES)
+    )
+    threefry()
+    threefry_s, _ = best_time(threefry, repeats)
 
     m1, m2 = library_masks(model, variables, xj, key)
     masked = lambda: jax.block_until_ready(  # noqa: E731
@@ -226,11 +235,14 @@ def run(quick: bool) -> dict:
             "dropout": RATE,
             "model": "MLP d-128-64-K, BatchNorm eval mode, trained 20 epochs",
             "data": "weak_signal_binary (make_classification) rows cycled",
-            "timed_pair": "both sides draw their dropout masks (ours: threefry)",
+            "timed_pair": "both sides draw their dropout masks (ours: counter-hash"
+            " masks, jaxcxai.uncertainty.masks)",
             "masks": "agreement: our masks read off our passes, fed to torch",
         },
         "extra": {
             "ours_first_call_s": first,
+            "ours_threefry_masks_s": threefry_s,
+            "threefry_speedup": own_s / threefry_s,
             "same_masks_ours_s": ours_masked_s,
             "same_masks_torch_s": masked_s,
             "same_masks_speedup": masked_s / ours_masked_s,

@@ -138,6 +138,27 @@ GLOSSARY = (
         "method with different keys (1: reproducible)",
     ),
     (
+        "U_epi",
+        "epistemic uncertainty: disagreement between a model's members "
+        "(bootstrap refits, trees, MC-dropout passes) on one input",
+    ),
+    (
+        "XD / EG / XEC",
+        "explanation drift (mean Kendall tau of |phi| ranks, clean vs "
+        "perturbed), epistemic gain (sum of perturbed U_epi over clean) and "
+        "their Spearman correlation across perturbation levels (< -0.6 strong)",
+    ),
+    (
+        "CV_epi",
+        "coefficient of variation of U_epi over the test set (std / mean); "
+        "high values mean U_epi separates samples",
+    ),
+    (
+        "deferral rate nu / cost q",
+        "share of samples declined (those with the highest U_epi); q = m/d + "
+        "(1 - nu), explanation cost relative to explaining every sample",
+    ),
+    (
         "removal shift",
         "mean squared change of the log-odds when the top-k attributed "
         "features are set to their training medians",

@@ -79,8 +79,16 @@ def constrained_wls(
     zw = z * weights[:, None].astype(y.dtype)
     a = zw.T @ z
     b = zw.T @ y
-    ones = jnp.ones((z.shape[1], 1), y.dtype)
-    sol = jnp.linalg.solve(a, jnp.concatenate([b, ones], axis=1))
+    rhs = jnp.concatenate([b, jnp.ones((z.shape[1], 1), y.dtype)], axis=1)
+    sol = jnp.linalg.solve(a, rhs)
+    # Few coalitions can leave Z'WZ singular (a feature pair always in or out
+    # together): then the minimum-norm least-squares solution, as shap falls
+    # back to lstsq, instead of the NaN or garbage of an exact solve.
+    w, v = jnp.linalg.eigh(a)
+    keep = w > jnp.max(w) * a.shape[0] * jnp.finfo(a.dtype).eps
+    inv = jnp.where(keep, 1.0 / jnp.where(keep, w, 1.0), 0.0)
+    ok = jnp.all(keep) & jnp.all(jnp.isfinite(sol))
+    sol = jnp.where(ok, sol, v @ ((v.T @ rhs) * inv[:, None]))
     u, v = sol[:, :-1], sol[:, -1:]
     lam = (jnp.sum(u, axis=0) - total) / jnp.sum(v)
     return u - v * lam[None, :]

@@ -29,6 +29,7 @@ __all__ = [
     "e4_deferral",
     "e5_cost",
     "faithfulness_groups",
+    "u_groups",
     "mixed_noise_pool",
 ]
 
@@ -160,6 +161,32 @@ def e5_cost(
     return out, tables.table4_rows(dataset, config, out)
 
 
+def u_groups(
+    u: Any, key: jax.Array, group_size: int, n_random: int
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The paper's lowest / highest / random groups of U_epi (section 5.5).
+
+    Args:
+      u: (n,) U_epi, n >= 3 group_size.
+      key: PRNG key of the random draws.
+      group_size: samples per group (the paper: 50).
+      n_random: random draws from the samples in neither extreme group (5).
+
+    Returns:
+      (g,) indices of the lowest-U and of the highest-U samples (stable
+      sort), and (n_random, g) indices of the random draws.
+    """
+    u = np.asarray(u, np.float32)
+    n = u.shape[0]
+    if n < 3 * group_size:
+        raise ValueError(f"need >= {3 * group_size} samples, got {n}")
+    order = np.argsort(u, kind="stable")
+    rest = jnp.asarray(order[group_size : n - group_size])
+    keys = jax.random.split(key, n_random)
+    rand = jax.vmap(lambda k: jax.random.permutation(k, rest)[:group_size])(keys)
+    return jnp.asarray(order[:group_size]), jnp.asarray(order[n - group_size :]), rand
+
+
 def faithfulness_groups(
     u: Any,
     x: Any,
@@ -205,17 +232,9 @@ def faithfulness_groups(
       (`tables.faithfulness_rows`).
     """
     check_finite({"u": u, "x": x, "phi": phi, "replacement": replacement})
-    u = np.asarray(u, np.float32)
-    n = u.shape[0]
-    if n < 3 * group_size:
-        raise ValueError(f"need >= {3 * group_size} samples, got {n}")
     shift = removal_shift(predict_proba, x, phi, replacement, ks)
-    order = np.argsort(u, kind="stable")
-    low, high = order[:group_size], order[n - group_size :]
-    rest = jnp.asarray(order[group_size : n - group_size])
-    keys = jax.random.split(key, n_random)
-    rand = jax.vmap(lambda k: jax.random.permutation(k, rest)[:group_size])(keys)
-    groups = [jnp.asarray(low), jnp.asarray(high), rand.reshape(-1)]
+    low, high, rand = u_groups(u, key, group_size, n_random)
+    groups = [low, high, rand.reshape(-1)]
     per = jnp.mean(shift, axis=1)
     out = {
         "shift": shift,

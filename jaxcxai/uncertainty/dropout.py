@@ -4,7 +4,9 @@ The gating paper's neural estimators (arXiv:2603.29915 §4.2) keep dropout activ
 the members of an ensemble (Gal & Ghahramani 2016). The tabular MLP
 d → 128 → 64 → K (Dense-BatchNorm-ReLU-Dropout(0.3) per hidden layer) reports
 the mutual information of the passes; the image CNN reports the variance of
-its softmax across passes. Here the passes are one `vmap` over dropout keys.
+its softmax across passes. Here the passes are one `vmap` over dropout keys;
+the masks come from a counter-based hash (`masks`), 10-15x cheaper on a CPU
+than threefry, which stays available (`dropout_rng="threefry"`).
 
 BatchNorm: by default it stays in eval mode (running statistics), so each
 sample's U_epi depends on that sample alone. The reference instead switches
@@ -31,6 +33,7 @@ from jaxcxai.uncertainty.entropy import (
     mutual_information_estimate,
     variance_estimate,
 )
+from jaxcxai.uncertainty.masks import Dropout
 
 __all__ = [
     "MLP",
@@ -50,6 +53,8 @@ class MLP(nn.Module):
       dropout_rate: dropout after each hidden ReLU.
       batchnorm: Dense-BatchNorm-ReLU-Dropout blocks (PyTorch's BatchNorm1d
         defaults: Flax momentum 0.9, epsilon 1e-5).
+      dropout_rng: "hash" (`masks.hash_bernoulli`, the fast default) or
+        "threefry" (flax's `jax.random.bernoulli`).
 
     Call: `(x (N, d), train=False, mc_dropout=False) -> (logits (N, K),
     {"hidden1": (N, 128), "hidden2": (N, 64)})`. `train` uses batch
@@ -60,6 +65,7 @@ class MLP(nn.Module):
     features: Sequence[int] = (128, 64)
     dropout_rate: float = 0.3
     batchnorm: bool = True
+    dropout_rng: str = "hash"
 
     @nn.compact
     def __call__(self, x, train: bool = False, mc_dropout: bool = False):
@@ -74,9 +80,11 @@ class MLP(nn.Module):
                     name=f"bn{i}",
                 )(x)
             x = nn.relu(x)
-            x = nn.Dropout(self.dropout_rate, deterministic=not (train or mc_dropout))(
-                x
-            )
+            x = Dropout(
+                self.dropout_rate,
+                deterministic=not (train or mc_dropout),
+                rng=self.dropout_rng,
+            )(x)
             acts[f"hidden{i}"] = x
         return nn.Dense(self.num_classes, name="head")(x), acts
 
@@ -94,6 +102,7 @@ class DropoutCNN(nn.Module):
       channels: output channels of the blocks.
       pools: max-pool after each block (default: every block).
       dropout_rate: rate of both dropouts.
+      dropout_rng: "hash" (default) or "threefry" (see `MLP`).
 
     Call: `(images (N, H, W, C), train=False, mc_dropout=False) -> (logits
     (N, K), {"block1", ..., "pool": (N, channels[-1])})`.
@@ -103,6 +112,7 @@ class DropoutCNN(nn.Module):
     channels: Sequence[int] = (32, 64, 128)
     pools: Sequence[bool] | None = None
     dropout_rate: float = 0.3
+    dropout_rng: str = "hash"
 
     @nn.compact
     def __call__(self, x, train: bool = False, mc_dropout: bool = False):
@@ -114,12 +124,12 @@ class DropoutCNN(nn.Module):
             if pool:
                 x = nn.max_pool(x, (2, 2), (2, 2))
             # Dropout2d drops whole channels: one mask per (sample, channel).
-            x = nn.Dropout(self.dropout_rate, broadcast_dims=(1, 2), deterministic=det)(
-                x
-            )
+            x = Dropout(
+                self.dropout_rate, (1, 2), deterministic=det, rng=self.dropout_rng
+            )(x)
             acts[f"block{i}"] = x
         x = acts["pool"] = jnp.mean(x, axis=(1, 2))
-        x = nn.Dropout(self.dropout_rate, deterministic=det)(x)
+        x = Dropout(self.dropout_rate, deterministic=det, rng=self.dropout_rng)(x)
         return nn.Dense(self.num_classes, name="head")(x), acts
 
 

@@ -203,3 +203,36 @@ def test_bad_inputs_name_the_argument():
         kernel_shap(jax_fn, x, bg, key=key, nsamples=1)
     with pytest.raises(ValueError, match="key"):
         kernel_shap(jax_fn, x, bg, key=3)
+
+
+def test_constrained_wls_singular_design_falls_back_to_least_squares():
+    """Features 0 and 1 always enter together: Z'WZ is singular. The solve
+    must stay finite, meet sum(phi) = total, reach the float64 constrained
+    optimum and split the tied pair equally (the minimum-norm solution).
+    Checked to fail with the exact solve alone (NaN / garbage phi)."""
+    from jaxcxai.attribution.kernel_shap import constrained_wls
+
+    rng = np.random.default_rng(0)
+    d, m = 5, 12
+    z = rng.integers(0, 2, size=(m, d)).astype(bool)
+    z[:, 1] = z[:, 0]
+    w = rng.uniform(0.5, 2.0, size=m)
+    y = rng.normal(size=(m, 2))
+    total = rng.normal(size=2)
+    phi = np.asarray(
+        constrained_wls(jnp.asarray(z), jnp.asarray(w, jnp.float32),
+                        jnp.asarray(y, jnp.float32), jnp.asarray(total, jnp.float32))
+    )  # fmt: skip
+    assert np.isfinite(phi).all()
+    np.testing.assert_allclose(phi.sum(0), total, atol=1e-4)
+    np.testing.assert_allclose(phi[0], phi[1], atol=1e-4)
+    # float64 reference: eliminate the constraint (phi_d = total - sum of the
+    # rest) and minimise by lstsq; compare the objective values.
+    zf, sw = z.astype(np.float64), np.sqrt(w)[:, None]
+    for c in range(2):
+        a = (zf[:, :-1] - zf[:, -1:]) * sw
+        b = (y[:, c] - zf[:, -1] * total[c]) * sw[:, 0]
+        best = np.linalg.lstsq(a, b, rcond=None)[0]
+        ref = np.sum((a @ best - b) ** 2)
+        ours = np.sum(((zf @ phi[:, c]) - y[:, c]) ** 2 * w)
+        assert ours <= ref + 1e-4

@@ -21,10 +21,11 @@ SCRIPTS = {
     "eval.loce": ("configs/loce.py", "analysis.k_max"),
     "eval.discover": ("configs/discover.py", "nmf.iters"),
     "eval.explain": ("configs/explain.py", "methods.rise_masks"),
+    "eval.gating": ("configs/gating.py", "models.mc_passes"),
 }
 CONFIG_FILES = (
     "classifier", "probes", "loce", "duch", "chnr", "discover", "explain",
-    "reproduce"
+    "gating", "reproduce"
 )  # fmt: skip
 
 

@@ -29,6 +29,17 @@ FIGURES = {
     },  # fmt: skip
     "hashing": {"map_vs_noise.png", "pr_curves.png"},
     "discovery": {"iou_nmf.png", "iou_sae.png", "references_conv3.png"},
+    "gating": {
+        "xec_heatmap.png",
+        "e3_strata.png",
+        "e4_precision_recall.png",
+        "e5_cost.png",
+        "faithfulness.png",
+        "focus_signal_mass.png",
+        "reference_extras.png",
+        "uc1_routing.png",
+        "image_ssim.png",
+    },  # fmt: skip
     "explain": {
         "attribution_grid.png",
         "metric_bars.png",

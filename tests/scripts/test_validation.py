@@ -13,7 +13,16 @@ import pytest
 from configs import cli, validate
 from tests.paths import CONFIGS
 
-OWNED = ("classifier", "probes", "loce", "duch", "chnr", "discover", "explain")
+OWNED = (
+    "classifier",
+    "probes",
+    "loce",
+    "duch",
+    "chnr",
+    "discover",
+    "explain",
+    "gating",
+)
 # Hand-picked sizes and counts per config file (not read from its
 # declarations): each must be positive.
 SIZES = {
@@ -28,10 +37,12 @@ SIZES = {
                 "tabular.num_explain"),
     "discover": ("batch_size", "data.num_images", "num_components", "nmf.iters",
                  "sae.steps"),
+    "gating": ("models.mc_passes", "e2.num_samples", "explainers.lime_samples",
+               "image.num_images"),
 }  # fmt: skip
 VARIANT = {"classifier": "small_cnn_tiny", "probes": "tiny", "loce": "tiny",
            "duch": "tiny", "chnr": "tiny", "discover": "tiny",
-           "explain": "tiny"}  # fmt: skip
+           "explain": "tiny", "gating": "tiny"}  # fmt: skip
 
 
 def _module(name):
