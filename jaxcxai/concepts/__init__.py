@@ -7,17 +7,18 @@ loce        local concept embeddings (LoCE / GCPV) per sample and their
 discovery   unsupervised concept discovery: NMF/ICE, PCA, ICA, k-means,
             sparse autoencoders, concept importance, dictionary matching,
             reference crops
+comparison  layer x layer concept similarity within and across networks,
+            relative depth, linear CKA (arXiv 2305.07663)
 
 Homes of the families still to come (each arrives with its issue):
 stability   retrieval stability of 1D/2D/3D CAVs, attribution stability
             (arXiv 2304.14864)
-comparison  layer x layer concept similarity within and across networks
-            (arXiv 2305.07663)
 background  background bias of concept embeddings (arXiv 2504.08602)
 """
 
+from jaxcxai.concepts import comparison as comparison
 from jaxcxai.concepts import discovery as discovery
 from jaxcxai.concepts import loce as loce
 from jaxcxai.concepts import probes as probes
 
-__all__ = ["discovery", "loce", "probes"]
+__all__ = ["comparison", "discovery", "loce", "probes"]
