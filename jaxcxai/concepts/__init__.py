@@ -9,10 +9,10 @@ discovery   unsupervised concept discovery: NMF/ICE, PCA, ICA, k-means,
             reference crops
 comparison  layer x layer concept similarity within and across networks,
             relative depth, linear CKA (arXiv 2305.07663)
+stability   retrieval stability of 1D/2D/3D CAVs and ICE concepts,
+            attribution stability with gradient smoothing (arXiv 2304.14864)
 
 Homes of the families still to come (each arrives with its issue):
-stability   retrieval stability of 1D/2D/3D CAVs, attribution stability
-            (arXiv 2304.14864)
 background  background bias of concept embeddings (arXiv 2504.08602)
 """
 
@@ -20,5 +20,6 @@ from jaxcxai.concepts import comparison as comparison
 from jaxcxai.concepts import discovery as discovery
 from jaxcxai.concepts import loce as loce
 from jaxcxai.concepts import probes as probes
+from jaxcxai.concepts import stability as stability
 
-__all__ = ["comparison", "discovery", "loce", "probes"]
+__all__ = ["comparison", "discovery", "loce", "probes", "stability"]
