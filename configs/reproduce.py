@@ -39,7 +39,7 @@ EXPECTED_SECONDS = {
                  hashing=25, discovery=15, explain=20, gating=80),
     "default": dict(environment=1, dataset=1, backbones=215, probes=80, loce=30,
                     hashing=580, discovery=50, explain=90,
-                    gating=300),
+                    gating=450),
     "full": dict(environment=1, dataset=3, backbones=3600, probes=1200,
                  loce=1200, hashing=3600, discovery=900, explain=1800,
                  gating=3600),
