@@ -91,6 +91,11 @@ BENCHMARKS = {
         "eval.benches.nmf_bulk",
         "3 layers x 8 seeds of NMF (k=10, 4096 x {384,512,512}) vs sklearn NMF(mu)",
     ),
+    "bg_views": (
+        "eval.benches.bg_views",
+        "512 background-randomised views 128x128 (full + Voronoi) from SynthAerial "
+        "backgrounds vs a NumPy/PIL/scipy loop",
+    ),
     "compare_layers": (
         "eval.benches.compare_layers",
         "layer x layer concept IoU / Pearson, 2 nets x 8 layers x 10 concepts, "

@@ -25,11 +25,13 @@ Layer 2, training and shared method layers:
                   explanation study (`attribution.run.explain`)
 Layer 3, method families:
   concepts        probes (Net2Vec, TCAV), loce (LoCE and its analyses),
-                  discovery (NMF/ICE, PCA, ICA, SAE, ...); to come:
-                  stability, comparison, background
+                  discovery (NMF/ICE, PCA, ICA, SAE, ...), stability (CAV
+                  retrieval and attribution stability), comparison (layer x
+                  layer concept similarity, CKA), background (background
+                  randomisation and bias evaluation)
   hashing         DUCH / CHNR hashing and exact Hamming search
-  uncertainty     epistemic estimators, perturbations, XAI-UQ correlation and
-                  gating policies (the experiments and stage to come)
+  uncertainty     epistemic estimators, perturbations, XAI-UQ correlation,
+                  gating policies and the paper's experiments (`run_study`)
   adversarial     (to come) attacks dissected in concept space
   hierarchy       (to come) semantic hierarchies in vision-language embeddings
 """

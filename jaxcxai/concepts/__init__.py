@@ -11,15 +11,16 @@ comparison  layer x layer concept similarity within and across networks,
             relative depth, linear CKA (arXiv 2305.07663)
 stability   retrieval stability of 1D/2D/3D CAVs and ICE concepts,
             attribution stability with gradient smoothing (arXiv 2304.14864)
-
-Homes of the families still to come (each arrives with its issue):
-background  background bias of concept embeddings (arXiv 2504.08602)
+background  background randomisation (full, Voronoi, synthetic pools,
+            filtering) and bias evaluation of concept embeddings
+            (arXiv 2504.08602)
 """
 
+from jaxcxai.concepts import background as background
 from jaxcxai.concepts import comparison as comparison
 from jaxcxai.concepts import discovery as discovery
 from jaxcxai.concepts import loce as loce
 from jaxcxai.concepts import probes as probes
 from jaxcxai.concepts import stability as stability
 
-__all__ = ["comparison", "discovery", "loce", "probes", "stability"]
+__all__ = ["background", "comparison", "discovery", "loce", "probes", "stability"]

@@ -1,0 +1,75 @@
+"""Background bias of concept embeddings (Gesina et al., arXiv 2504.08602).
+
+paste      foreground on random backgrounds: full, Voronoi and vanilla views,
+           resize + centre crop, `make_views` (one jitted call over a batch)
+voronoi    Voronoi mosaics: seed points, dummy corners, per-pixel cells
+pools      background pools: SynthAerial scenes without objects (default),
+           procedural (noise, texture families), Places205-style folders
+filtering  reject backgrounds whose top-5 classes contain the concept
+bias       test-time view IoU (80 x 80 grid, 1e-4 smoothing), group mean/std,
+           embedding-shift cosine with the paper's zero-vector rule
+"""
+
+from jaxcxai.concepts.background import bias as bias
+from jaxcxai.concepts.background import filtering as filtering
+from jaxcxai.concepts.background import paste as paste
+from jaxcxai.concepts.background import pools as pools
+from jaxcxai.concepts.background import voronoi as voronoi
+from jaxcxai.concepts.background.bias import cosine_matrix as cosine_matrix
+from jaxcxai.concepts.background.bias import embedding_cosine as embedding_cosine
+from jaxcxai.concepts.background.bias import group_stats as group_stats
+from jaxcxai.concepts.background.bias import iou as iou
+from jaxcxai.concepts.background.bias import project as project
+from jaxcxai.concepts.background.bias import view_ious as view_ious
+from jaxcxai.concepts.background.filtering import (
+    filter_backgrounds as filter_backgrounds,
+)
+from jaxcxai.concepts.background.filtering import (
+    forbidden_classes as forbidden_classes,
+)
+from jaxcxai.concepts.background.filtering import reject_top_k as reject_top_k
+from jaxcxai.concepts.background.paste import KINDS as KINDS
+from jaxcxai.concepts.background.paste import fit_background as fit_background
+from jaxcxai.concepts.background.paste import full_plan as full_plan
+from jaxcxai.concepts.background.paste import make_views as make_views
+from jaxcxai.concepts.background.paste import paste as paste_foreground
+from jaxcxai.concepts.background.paste import view_keys as view_keys
+from jaxcxai.concepts.background.pools import SCENE_GROUPS as SCENE_GROUPS
+from jaxcxai.concepts.background.pools import BackgroundPool as BackgroundPool
+from jaxcxai.concepts.background.pools import (
+    load_places_folder as load_places_folder,
+)
+from jaxcxai.concepts.background.pools import synthaerial_pool as synthaerial_pool
+from jaxcxai.concepts.background.pools import synthetic_pool as synthetic_pool
+from jaxcxai.concepts.background.voronoi import voronoi_cells as voronoi_cells
+from jaxcxai.concepts.background.voronoi import voronoi_plan as voronoi_plan
+
+__all__ = [
+    "BackgroundPool",
+    "KINDS",
+    "SCENE_GROUPS",
+    "bias",
+    "cosine_matrix",
+    "embedding_cosine",
+    "filter_backgrounds",
+    "filtering",
+    "fit_background",
+    "forbidden_classes",
+    "full_plan",
+    "group_stats",
+    "iou",
+    "load_places_folder",
+    "make_views",
+    "paste",
+    "paste_foreground",
+    "pools",
+    "project",
+    "reject_top_k",
+    "synthaerial_pool",
+    "synthetic_pool",
+    "view_ious",
+    "view_keys",
+    "voronoi",
+    "voronoi_cells",
+    "voronoi_plan",
+]
