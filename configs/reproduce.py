@@ -25,24 +25,26 @@ from configs import explain as explain_cfg
 from configs import gating as gating_cfg
 from configs import loce as loce_cfg
 from configs import probes as probes_cfg
+from configs import stability as stability_cfg
 
 VARIANTS = ("default", "tiny", "full")
 STAGES = (
     "environment", "dataset", "backbones", "probes", "loce", "explain",
-    "discovery", "gating", "hashing",
+    "discovery", "stability", "gating", "hashing",
 )  # fmt: skip
 
 # Measured stage times (seconds) on the 2-core development CPU with 8 fake
 # devices (`make demo`); printed as the ETA while the job runs.
 EXPECTED_SECONDS = {
     "tiny": dict(environment=1, dataset=1, backbones=10, probes=15, loce=15,
-                 hashing=25, discovery=15, explain=20, gating=80),
+                 hashing=25, discovery=15, explain=20, gating=80,
+                 stability=25),
     "default": dict(environment=1, dataset=1, backbones=215, probes=80, loce=30,
                     hashing=580, discovery=50, explain=90,
-                    gating=450),
+                    gating=450, stability=70),
     "full": dict(environment=1, dataset=3, backbones=3600, probes=1200,
                  loce=1200, hashing=3600, discovery=900, explain=1800,
-                 gating=3600),
+                 gating=3600, stability=3600),
 }  # fmt: skip
 
 
@@ -50,7 +52,8 @@ EXPECTED_SECONDS = {
 # section by the rules of its own config file.
 SECTIONS = {"backbones.*": classifier, "probes": probes_cfg, "loce": loce_cfg,
             "hashing.train": chnr, "discovery": discover_cfg,
-            "explain": explain_cfg, "gating": gating_cfg}  # fmt: skip
+            "explain": explain_cfg, "gating": gating_cfg,
+            "stability": stability_cfg}  # fmt: skip
 CONSTRAINTS = {"> 0": ("dataset.num_preview", "dataset.image_size"),
                ">= 0": ("expected_seconds.*", "hashing.seeds"),
                "[0, 1]": ("hashing.noise_rates",)}  # fmt: skip
@@ -107,4 +110,6 @@ def get_config(variant=None):
     c.explain = explain_cfg.get_config(variant)
     c.explain.backbone = "backbones/small_cnn"  # relative to the workdir
     c.gating = gating_cfg.get_config(variant)  # fits its own small models
+    c.stability = stability_cfg.get_config(variant)
+    c.stability.backbone = "backbones/small_cnn"  # relative to the workdir
     return c

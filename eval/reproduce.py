@@ -28,6 +28,7 @@ from eval.stages import (
     hashing,
     loce,
     probes,
+    stability,
 )
 from eval.stages.report import write_report
 from jaxcxai.metric_writers import write_json_atomic
@@ -45,6 +46,7 @@ STAGES = {
     "discovery": discovery.discovery,
     "explain": explain.explain,
     "gating": gating.gating,
+    "stability": stability.stability,
 }
 
 

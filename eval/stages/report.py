@@ -163,6 +163,37 @@ GLOSSARY = (
         "mean squared change of the log-odds when the top-k attributed "
         "features are set to their training medians",
     ),
+    (
+        "1D / 2D / 3D CAV",
+        "a CAV fitted on a layer's spatial mean (C features), channel mean "
+        "(h x w) or whole map (h x w x C)",
+    ),
+    (
+        "retrieval stability S",
+        "S = held-out separation x consistency of R CAVs of one concept, layer "
+        "and view, each fitted on its own random n + n scenes (reconstruction "
+        "of Mikriukov et al. 2023)",
+    ),
+    (
+        "consistency K",
+        "mean pairwise cosine between the R CAVs of one concept (1: the same "
+        "direction every run)",
+    ),
+    (
+        "held-out separation",
+        "share of held-out concept and non-concept scenes a CAV's linear "
+        "classifier labels correctly (stability stage; not LoCE's Sep)",
+    ),
+    (
+        "sign-flip rate",
+        "share of concept attributions <gradient, CAV> whose sign differs "
+        "between two repeats with fresh input noise",
+    ),
+    (
+        "SmoothGrad",
+        "layer gradients averaged over n noisy copies of the image plus the "
+        "clean image (Smilkov et al. 2017)",
+    ),
 )
 
 

@@ -22,10 +22,11 @@ SCRIPTS = {
     "eval.discover": ("configs/discover.py", "nmf.iters"),
     "eval.explain": ("configs/explain.py", "methods.rise_masks"),
     "eval.gating": ("configs/gating.py", "models.mc_passes"),
+    "eval.stability": ("configs/stability.py", "retrieval.runs"),
 }
 CONFIG_FILES = (
     "classifier", "probes", "loce", "duch", "chnr", "discover", "explain",
-    "gating", "reproduce"
+    "gating", "stability", "reproduce"
 )  # fmt: skip
 
 

@@ -29,6 +29,11 @@ FIGURES = {
     },  # fmt: skip
     "hashing": {"map_vs_noise.png", "pr_curves.png"},
     "discovery": {"iou_nmf.png", "iou_sae.png", "references_conv3.png"},
+    "stability": {
+        "retrieval_vs_layer.png",
+        "consistency_vs_samples.png",
+        "attribution_sign_flips.png",
+    },
     "gating": {
         "xec_heatmap.png",
         "e3_strata.png",

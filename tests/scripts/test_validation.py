@@ -22,6 +22,7 @@ OWNED = (
     "discover",
     "explain",
     "gating",
+    "stability",
 )
 # Hand-picked sizes and counts per config file (not read from its
 # declarations): each must be positive.
@@ -39,10 +40,12 @@ SIZES = {
                  "sae.steps"),
     "gating": ("models.mc_passes", "e2.num_samples", "explainers.lime_samples",
                "image.num_images"),
+    "stability": ("batch_size", "data.num_train", "data.num_heldout", "retrieval.steps",
+                  "attribution.copies"),
 }  # fmt: skip
 VARIANT = {"classifier": "small_cnn_tiny", "probes": "tiny", "loce": "tiny",
            "duch": "tiny", "chnr": "tiny", "discover": "tiny",
-           "explain": "tiny", "gating": "tiny"}  # fmt: skip
+           "explain": "tiny", "gating": "tiny", "stability": "tiny"}  # fmt: skip
 
 
 def _module(name):

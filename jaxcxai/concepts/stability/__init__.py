@@ -11,13 +11,27 @@ attribution      smoothed concept attribution <gradient, CAV> (51-gradient
                  runs over noise keys
 instability      gradient instability: sign flips, coefficients of variation,
                  one-image-at-a-time vs batched layer gradients
+
+A stability study of a trained backbone (`python -m eval.stability`, the
+main job's `stability` stage):
+study            settings (`StabilityStudy`), SynthAerial scenes labelled at
+                 three abstraction levels, held-out rows, run subsets, files
+run              a study end to end (`stability`): retrieval cells at one
+                 fitting width, ICE consistency, attribution stability
+report           planted checks and the markdown report
+figures          S / consistency / separation vs layer, consistency vs
+                 samples, attribution sign flips
 """
 
 from jaxcxai.concepts.stability import attribution as attribution
+from jaxcxai.concepts.stability import figures as figures
 from jaxcxai.concepts.stability import instability as instability
+from jaxcxai.concepts.stability import report as report
 from jaxcxai.concepts.stability import representations as representations
 from jaxcxai.concepts.stability import retrieval as retrieval
+from jaxcxai.concepts.stability import run as run
 from jaxcxai.concepts.stability import runs as runs
+from jaxcxai.concepts.stability import study as study
 from jaxcxai.concepts.stability.attribution import (
     concept_attribution as concept_attribution,
 )
@@ -57,15 +71,18 @@ from jaxcxai.concepts.stability.retrieval import run_separation as run_separatio
 from jaxcxai.concepts.stability.retrieval import separation as separation
 from jaxcxai.concepts.stability.retrieval import sweep as sweep
 from jaxcxai.concepts.stability.retrieval import sweep_table as sweep_table
+from jaxcxai.concepts.stability.run import stability as stability
 from jaxcxai.concepts.stability.runs import Runs as Runs
 from jaxcxai.concepts.stability.runs import fit_runs as fit_runs
 from jaxcxai.concepts.stability.runs import fit_subsets as fit_subsets
+from jaxcxai.concepts.stability.study import StabilityStudy as StabilityStudy
 
 __all__ = [
     "DIMS",
     "Instability",
     "RetrievalStability",
     "Runs",
+    "StabilityStudy",
     "attribution",
     "batch_instability",
     "batched_gradients",
@@ -75,14 +92,17 @@ __all__ = [
     "concept_attribution",
     "consistency",
     "fit_runs",
+    "figures",
     "fit_subsets",
     "instability",
     "ice_consistency",
     "repeated_attribution",
+    "report",
     "represent",
     "representations",
     "retrieval",
     "retrieval_stability",
+    "run",
     "run_consistency",
     "run_separation",
     "runs",
@@ -90,6 +110,8 @@ __all__ = [
     "sign_flip_rate",
     "single_gradients",
     "smoothing",
+    "stability",
+    "study",
     "sweep",
     "sweep_table",
     "variability",
