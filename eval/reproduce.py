@@ -20,6 +20,7 @@ import time
 from configs import cli, validate
 from eval.stages import (
     backbones,
+    comparison,
     dataset,
     discovery,
     environment,
@@ -47,6 +48,7 @@ STAGES = {
     "explain": explain.explain,
     "gating": gating.gating,
     "stability": stability.stability,
+    "comparison": comparison.comparison,
 }
 
 

@@ -194,6 +194,28 @@ GLOSSARY = (
         "layer gradients averaged over n noisy copies of the image plus the "
         "clean image (Smilkov et al. 2017)",
     ),
+    (
+        "linear CKA",
+        "centred kernel alignment of two layers' activations on the same "
+        "images (Kornblith et al. 2019): 1 for representations equal up to "
+        "rotation and scale; a concept-free layer similarity",
+    ),
+    (
+        "relative depth",
+        "a compared layer's index / (number of compared layers - 1): 0 for the "
+        "first, 1 for the last",
+    ),
+    (
+        "best match",
+        "a layer's most similar layer of the other network (row maximum); its "
+        "distance is the difference of their relative depths, compared with "
+        "the mean distance of a uniformly random match",
+    ),
+    (
+        "semantic flow",
+        "a network compared with itself, each layer matched to its most "
+        "similar other layer",
+    ),
 )
 
 

@@ -23,10 +23,11 @@ SCRIPTS = {
     "eval.explain": ("configs/explain.py", "methods.rise_masks"),
     "eval.gating": ("configs/gating.py", "models.mc_passes"),
     "eval.stability": ("configs/stability.py", "retrieval.runs"),
+    "eval.compare": ("configs/compare.py", "net2vec.epochs"),
 }
 CONFIG_FILES = (
     "classifier", "probes", "loce", "duch", "chnr", "discover", "explain",
-    "gating", "stability", "reproduce"
+    "gating", "stability", "compare", "reproduce"
 )  # fmt: skip
 
 

@@ -29,6 +29,13 @@ FIGURES = {
     },  # fmt: skip
     "hashing": {"map_vs_noise.png", "pr_curves.png"},
     "discovery": {"iou_nmf.png", "iou_sae.png", "references_conv3.png"},
+    "comparison": {
+        "similarity_small_cnn_vs_small_cnn.png",
+        "similarity_small_cnn_vs_mobilenet_v2.png",
+        "similarity_mobilenet_v2_vs_mobilenet_v2.png",
+        "best_matches.png",
+        "probe_iou.png",
+    },
     "stability": {
         "retrieval_vs_layer.png",
         "consistency_vs_samples.png",

@@ -23,6 +23,7 @@ OWNED = (
     "explain",
     "gating",
     "stability",
+    "compare",
 )
 # Hand-picked sizes and counts per config file (not read from its
 # declarations): each must be positive.
@@ -42,10 +43,13 @@ SIZES = {
                "image.num_images"),
     "stability": ("batch_size", "data.num_train", "data.num_heldout", "retrieval.steps",
                   "attribution.copies"),
+    "compare": ("batch_size", "pretrained_size", "data.num_train", "data.num_test",
+                "net2vec.epochs"),
 }  # fmt: skip
 VARIANT = {"classifier": "small_cnn_tiny", "probes": "tiny", "loce": "tiny",
            "duch": "tiny", "chnr": "tiny", "discover": "tiny",
-           "explain": "tiny", "gating": "tiny", "stability": "tiny"}  # fmt: skip
+           "explain": "tiny", "gating": "tiny", "stability": "tiny",
+           "compare": "tiny"}  # fmt: skip
 
 
 def _module(name):

@@ -8,6 +8,13 @@ depth       relative depth i / (L - 1), each layer's best match and its
             distance from the relative-depth diagonal
 cka         linear CKA of raw activations (Kornblith et al. 2019), the
             concept-free baseline, as an (La, Lb) matrix
+study       settings (`CompareStudy`), networks (trained + packaged ImageNet),
+            layer choice, data and files of a comparison study
+run         a study end to end: probes per network, outputs on shared
+            scenes, every pair's similarities, CKA and best matches
+report      best matches both ways, the planted checks, markdown
+figures     a heatmap figure per pair, best matches vs relative depth,
+            probe IoU along depth
 
 The similarity measures are a reconstruction (spec concepts.md §6.2), not
 the paper's verified definitions.
@@ -15,8 +22,12 @@ the paper's verified definitions.
 
 from jaxcxai.concepts.comparison import cka as cka
 from jaxcxai.concepts.comparison import depth as depth
+from jaxcxai.concepts.comparison import figures as figures
 from jaxcxai.concepts.comparison import outputs as outputs
+from jaxcxai.concepts.comparison import report as report
+from jaxcxai.concepts.comparison import run as run
 from jaxcxai.concepts.comparison import similarity as similarity
+from jaxcxai.concepts.comparison import study as study
 from jaxcxai.concepts.comparison.cka import cka_matrix as cka_matrix
 from jaxcxai.concepts.comparison.cka import linear_cka as linear_cka
 from jaxcxai.concepts.comparison.depth import DepthMatch as DepthMatch
@@ -39,6 +50,7 @@ from jaxcxai.concepts.comparison.similarity import (
     projection_pearson as projection_pearson,
 )
 from jaxcxai.concepts.comparison.similarity import set_iou as set_iou
+from jaxcxai.concepts.comparison.study import CompareStudy as CompareStudy
 
 __all__ = [
     "DepthMatch",
@@ -50,6 +62,8 @@ __all__ = [
     "cav_layer_projections",
     "cav_projections",
     "cka",
+    "CompareStudy",
+    "figures",
     "cka_matrix",
     "depth",
     "layer_similarity",
@@ -59,6 +73,9 @@ __all__ = [
     "outputs",
     "projection_pearson",
     "relative_depth",
+    "report",
+    "run",
     "set_iou",
     "similarity",
+    "study",
 ]
