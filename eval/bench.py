@@ -96,6 +96,11 @@ BENCHMARKS = {
         "512 background-randomised views 128x128 (full + Voronoi) from SynthAerial "
         "backgrounds vs a NumPy/PIL/scipy loop",
     ),
+    "multiview_loce": (
+        "eval.benches.multiview_loce",
+        "multi-view LoCEs, 64 objects x 32 views, C=256, 16x16 -> 80x80 "
+        "(vs eager-PyTorch reference)",
+    ),
     "compare_layers": (
         "eval.benches.compare_layers",
         "layer x layer concept IoU / Pearson, 2 nets x 8 layers x 10 concepts, "

@@ -8,10 +8,12 @@ pools      background pools: SynthAerial scenes without objects (default),
 filtering  reject backgrounds whose top-5 classes contain the concept
 bias       test-time view IoU (80 x 80 grid, 1e-4 smoothing), group mean/std,
            embedding-shift cosine with the paper's zero-vector rule
+multiview  multi-view LoCEs (view losses summed), multi-view Net2Vec, GloCE
 """
 
 from jaxcxai.concepts.background import bias as bias
 from jaxcxai.concepts.background import filtering as filtering
+from jaxcxai.concepts.background import multiview as multiview
 from jaxcxai.concepts.background import paste as paste
 from jaxcxai.concepts.background import pools as pools
 from jaxcxai.concepts.background import voronoi as voronoi
@@ -28,6 +30,11 @@ from jaxcxai.concepts.background.filtering import (
     forbidden_classes as forbidden_classes,
 )
 from jaxcxai.concepts.background.filtering import reject_top_k as reject_top_k
+from jaxcxai.concepts.background.multiview import fit_gloces as fit_gloces
+from jaxcxai.concepts.background.multiview import fit_loces as fit_loces
+from jaxcxai.concepts.background.multiview import fit_net2vec as fit_net2vec
+from jaxcxai.concepts.background.multiview import grid_targets as grid_targets
+from jaxcxai.concepts.background.multiview import method_config as method_config
 from jaxcxai.concepts.background.paste import KINDS as KINDS
 from jaxcxai.concepts.background.paste import fit_background as fit_background
 from jaxcxai.concepts.background.paste import full_plan as full_plan
@@ -54,12 +61,18 @@ __all__ = [
     "filter_backgrounds",
     "filtering",
     "fit_background",
+    "fit_gloces",
+    "fit_loces",
+    "fit_net2vec",
     "forbidden_classes",
     "full_plan",
+    "grid_targets",
     "group_stats",
     "iou",
     "load_places_folder",
     "make_views",
+    "method_config",
+    "multiview",
     "paste",
     "paste_foreground",
     "pools",
