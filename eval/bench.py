@@ -101,6 +101,11 @@ BENCHMARKS = {
         "multi-view LoCEs, 64 objects x 32 views, C=256, 16x16 -> 80x80 "
         "(vs eager-PyTorch reference)",
     ),
+    "stability_bulk": (
+        "eval.benches.stability_bulk",
+        "retrieval stability, 10 concepts x 4 layers x 1d/2d/3d x 20 runs of CAVs "
+        "vs sklearn SGDClassifier",
+    ),
     "compare_layers": (
         "eval.benches.compare_layers",
         "layer x layer concept IoU / Pearson, 2 nets x 8 layers x 10 concepts, "
