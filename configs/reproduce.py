@@ -39,7 +39,7 @@ STAGES = (
 EXPECTED_SECONDS = {
     "tiny": dict(environment=1, dataset=1, backbones=10, probes=15, loce=15,
                  hashing=25, discovery=15, explain=20, gating=80,
-                 stability=25, comparison=40),
+                 stability=15, comparison=25),
     "default": dict(environment=1, dataset=1, backbones=215, probes=80, loce=30,
                     hashing=580, discovery=50, explain=90,
                     gating=450, stability=70, comparison=100),

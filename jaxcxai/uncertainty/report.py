@@ -170,7 +170,8 @@ def markdown(st: GatingStudy, results: dict, figures: list[str], level: int = 2)
       figures: PNG names to embed (none inside the main job's report, which
         embeds them itself).
       level: heading level of the sections (the title is one above; the main
-        job nests the report under its stage heading with level 3, no title).
+        job nests the report under its stage heading with level 3, no title
+        and no reconstructions list, which the job prints itself).
     """
     emb, h = results["embedded"], "#" * level
     parts = [
@@ -205,10 +206,12 @@ def markdown(st: GatingStudy, results: dict, figures: list[str], level: int = 2)
     differ = [f["finding"] for f in results["findings"] if not f["holds"]]
     parts += ["", "Where ours differ in direction: "
               + ("; ".join(differ) if differ else "nowhere") + "."]  # fmt: skip
-    parts += ["", f"{h} Reconstructions", ""]
-    parts += [f"- **{name}**: {text}" for name, text in RECONSTRUCTIONS]
+    if level == 2:  # the main job lists a stage's reconstructions itself
+        parts += ["", f"{h} Reconstructions", ""]
+        parts += [f"- **{name}**: {text}" for name, text in RECONSTRUCTIONS]
     dep = departures(st)
     parts += ["", f"{h} Settings that depart from the paper's protocol", ""]
     parts += [f"- {d}" for d in dep] or ["- none"]
-    parts += ["", f"{h} Figures", ""] + [f"![{f}]({f})" for f in figures]
+    if figures:
+        parts += ["", f"{h} Figures", ""] + [f"![{f}]({f})" for f in figures]
     return "\n".join(parts)
