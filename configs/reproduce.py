@@ -19,6 +19,7 @@ Variants:
 
 import ml_collections
 
+from configs import background as background_cfg
 from configs import chnr, classifier
 from configs import compare as compare_cfg
 from configs import discover as discover_cfg
@@ -31,7 +32,7 @@ from configs import stability as stability_cfg
 VARIANTS = ("default", "tiny", "full")
 STAGES = (
     "environment", "dataset", "backbones", "probes", "loce", "explain",
-    "discovery", "stability", "comparison", "gating", "hashing",
+    "discovery", "stability", "background", "comparison", "gating", "hashing",
 )  # fmt: skip
 
 # Measured stage times (seconds) on the 2-core development CPU with 8 fake
@@ -39,13 +40,13 @@ STAGES = (
 EXPECTED_SECONDS = {
     "tiny": dict(environment=1, dataset=1, backbones=10, probes=15, loce=15,
                  hashing=25, discovery=15, explain=20, gating=80,
-                 stability=15, comparison=25),
+                 stability=15, comparison=25, background=20),
     "default": dict(environment=1, dataset=1, backbones=215, probes=80, loce=30,
                     hashing=580, discovery=50, explain=90,
-                    gating=450, stability=70, comparison=100),
+                    gating=450, stability=70, comparison=100, background=70),
     "full": dict(environment=1, dataset=3, backbones=3600, probes=1200,
                  loce=1200, hashing=3600, discovery=900, explain=1800,
-                 gating=3600, stability=3600, comparison=2400),
+                 gating=3600, stability=3600, comparison=2400, background=900),
 }  # fmt: skip
 
 
@@ -54,7 +55,8 @@ EXPECTED_SECONDS = {
 SECTIONS = {"backbones.*": classifier, "probes": probes_cfg, "loce": loce_cfg,
             "hashing.train": chnr, "discovery": discover_cfg,
             "explain": explain_cfg, "gating": gating_cfg,
-            "stability": stability_cfg, "comparison": compare_cfg}  # fmt: skip
+            "stability": stability_cfg, "comparison": compare_cfg,
+            "background": background_cfg}  # fmt: skip
 CONSTRAINTS = {"> 0": ("dataset.num_preview", "dataset.image_size"),
                ">= 0": ("expected_seconds.*", "hashing.seeds"),
                "[0, 1]": ("hashing.noise_rates",)}  # fmt: skip
@@ -113,6 +115,8 @@ def get_config(variant=None):
     c.gating = gating_cfg.get_config(variant)  # fits its own small models
     c.stability = stability_cfg.get_config(variant)
     c.stability.backbone = "backbones/small_cnn"  # relative to the workdir
+    c.background = background_cfg.get_config(variant)
+    c.background.backbone = "backbones/small_cnn"  # relative to the workdir
     c.comparison = compare_cfg.get_config(variant)
     c.comparison.backbone = "backbones/small_cnn"  # relative to the workdir
     # Further trained backbones: ResNet-18 where the backbones stage trains it.

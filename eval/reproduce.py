@@ -20,6 +20,7 @@ import time
 from configs import cli, validate
 from eval.stages import (
     backbones,
+    background,
     comparison,
     dataset,
     discovery,
@@ -48,6 +49,7 @@ STAGES = {
     "explain": explain.explain,
     "gating": gating.gating,
     "stability": stability.stability,
+    "background": background.background,
     "comparison": comparison.comparison,
 }
 

@@ -24,10 +24,11 @@ SCRIPTS = {
     "eval.gating": ("configs/gating.py", "models.mc_passes"),
     "eval.stability": ("configs/stability.py", "retrieval.runs"),
     "eval.compare": ("configs/compare.py", "net2vec.epochs"),
+    "eval.background": ("configs/background.py", "views.train"),
 }
 CONFIG_FILES = (
     "classifier", "probes", "loce", "duch", "chnr", "discover", "explain",
-    "gating", "stability", "compare", "reproduce"
+    "gating", "stability", "compare", "background", "reproduce"
 )  # fmt: skip
 
 

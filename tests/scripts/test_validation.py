@@ -24,6 +24,7 @@ OWNED = (
     "gating",
     "stability",
     "compare",
+    "background",
 )
 # Hand-picked sizes and counts per config file (not read from its
 # declarations): each must be positive.
@@ -45,11 +46,12 @@ SIZES = {
                   "attribution.copies"),
     "compare": ("batch_size", "pretrained_size", "data.num_train", "data.num_test",
                 "net2vec.epochs"),
+    "background": ("batch_size", "data.num_scenes", "views.train", "fit.steps"),
 }  # fmt: skip
 VARIANT = {"classifier": "small_cnn_tiny", "probes": "tiny", "loce": "tiny",
            "duch": "tiny", "chnr": "tiny", "discover": "tiny",
            "explain": "tiny", "gating": "tiny", "stability": "tiny",
-           "compare": "tiny"}  # fmt: skip
+           "compare": "tiny", "background": "tiny"}  # fmt: skip
 
 
 def _module(name):
