@@ -43,7 +43,7 @@ EXPECTED_SECONDS = {
                  stability=15, comparison=25, background=20),
     "default": dict(environment=1, dataset=1, backbones=215, probes=80, loce=30,
                     hashing=580, discovery=50, explain=90,
-                    gating=450, stability=70, comparison=100, background=70),
+                    gating=450, stability=70, comparison=100, background=45),
     "full": dict(environment=1, dataset=3, backbones=3600, probes=1200,
                  loce=1200, hashing=3600, discovery=900, explain=1800,
                  gating=3600, stability=3600, comparison=2400, background=900),
