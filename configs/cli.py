@@ -213,6 +213,18 @@ def to_spec(cls, config, where: str = "config"):
     return cls(**values)
 
 
+def checked_spec(cls, config, check):
+    """`to_spec(cls, config)` checked by the library's `check(spec)`: a
+    ValueError it raises becomes a `ConfigError`, before anything is written.
+    """
+    spec = to_spec(cls, config)
+    try:
+        check(spec)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return spec
+
+
 def main(
     run,
     argv: list[str] | None = None,

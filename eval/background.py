@@ -41,11 +41,7 @@ def check(config) -> study.BackgroundStudy:
     """The config as a `BackgroundStudy`; a setting the study would reject
     (unknown concept, method, randomisation or group) is a `ConfigError`
     before anything is written."""
-    spec = cli.to_spec(study.BackgroundStudy, config)
-    try:
-        study.check_study(spec)
-    except ValueError as e:
-        raise cli.ConfigError(str(e)) from None
+    spec = cli.checked_spec(study.BackgroundStudy, config, study.check_study)
     return spec
 
 

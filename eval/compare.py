@@ -43,11 +43,7 @@ def check(config) -> study.CompareStudy:
     (unknown concept or network, a bad `layers` entry, an input size the
     ImageNet networks cannot take) is a `ConfigError` before anything is
     written."""
-    spec = cli.to_spec(study.CompareStudy, config)
-    try:
-        study.check_study(spec)
-    except ValueError as e:
-        raise cli.ConfigError(str(e)) from None
+    spec = cli.checked_spec(study.CompareStudy, config, study.check_study)
     return spec
 
 

@@ -43,11 +43,7 @@ def check(config) -> study.DiscoveryStudy:
     """The config as a `DiscoveryStudy`; a setting the fits would reject
     (unknown method or concept, a reference layer not studied) is a
     `ConfigError` before anything is written."""
-    spec = cli.to_spec(study.DiscoveryStudy, config)
-    try:
-        study.check_study(spec)
-    except ValueError as e:
-        raise cli.ConfigError(str(e)) from None
+    spec = cli.checked_spec(study.DiscoveryStudy, config, study.check_study)
     return spec
 
 

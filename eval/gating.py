@@ -27,11 +27,7 @@ CONFIG = "configs/gating.py"  # default config file (`--help` lists it)
 def check(config) -> study.GatingStudy:
     """The config as a `GatingStudy`; a setting the study would reject is a
     `ConfigError` before anything is written."""
-    spec = cli.to_spec(study.GatingStudy, config)
-    try:
-        study.check_study(spec)
-    except ValueError as e:
-        raise cli.ConfigError(str(e)) from None
+    spec = cli.checked_spec(study.GatingStudy, config, study.check_study)
     return spec
 
 

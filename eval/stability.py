@@ -44,11 +44,7 @@ def check(config) -> study.StabilityStudy:
     """The config as a `StabilityStudy`; a setting the study would reject
     (unknown concept or view, a sub-concept without its parent, too few
     runs) is a `ConfigError` before anything is written."""
-    spec = cli.to_spec(study.StabilityStudy, config)
-    try:
-        study.check_study(spec)
-    except ValueError as e:
-        raise cli.ConfigError(str(e)) from None
+    spec = cli.checked_spec(study.StabilityStudy, config, study.check_study)
     return spec
 
 

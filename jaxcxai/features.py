@@ -42,7 +42,13 @@ from jaxcxai.feature_cache import FeatureCache as FeatureCache
 from jaxcxai.feature_cache import _CacheWriter, _MemoryWriter
 from jaxcxai.feature_cache import pooled_name as pooled_name
 
-__all__ = ["FeatureCache", "backbone_fingerprint", "extract", "pooled_name"]
+__all__ = [
+    "FeatureCache",
+    "backbone_fingerprint",
+    "extract",
+    "pooled_name",
+    "spatial_maps",
+]
 
 
 def backbone_fingerprint(net) -> dict:
@@ -269,3 +275,33 @@ def extract(
     if total == 0:
         raise ValueError("no images to extract features from")
     return writer.finish()
+
+
+def spatial_maps(
+    apply_fn: Callable,
+    images,
+    layers: Iterable[str],
+    *,
+    batch_size: int,
+    progress: bool = False,
+    who: str = "this study",
+) -> dict[str, np.ndarray]:
+    """{layer: (N, h, w, C) float32} activation maps, in memory, sharded over
+    the default mesh (`extract` without pooling or a cache).
+
+    Raises:
+      ValueError: a layer's activations are not spatial (N, h, w, C),
+        naming the layer, its shape and `who` needs them.
+    """
+    layers = list(layers)
+    acts = extract(
+        apply_fn, images, layers, batch_size=batch_size, mesh=parallel.make_mesh(),
+        dtype=np.float32, pool=False, progress=progress,
+    )  # fmt: skip
+    for name in layers:
+        if acts[name].ndim != 4:
+            raise ValueError(
+                f"layer {name!r} has shape {acts[name].shape}; {who} needs "
+                "spatial (N, h, w, C) activations"
+            )
+    return {name: np.asarray(acts[name], np.float32) for name in layers}

@@ -49,11 +49,7 @@ def caveats(spec: study.GatingStudy, results: dict) -> list[str]:
 
 def gating(config, stage_dir: str) -> dict:
     """Runs the gating study; returns the stage's report part."""
-    spec = cli.to_spec(study.GatingStudy, config)
-    try:
-        study.check_study(spec)
-    except ValueError as e:
-        raise cli.ConfigError(str(e)) from None
+    spec = cli.checked_spec(study.GatingStudy, config, study.check_study)
     t0 = time.perf_counter()
     out = run.run_study(spec, stage_dir, progress=True)
     seconds = time.perf_counter() - t0

@@ -28,7 +28,7 @@ import dataclasses
 
 import numpy as np
 
-from jaxcxai import features, parallel
+from jaxcxai import features
 from jaxcxai.concepts.background import multiview, paste, pools
 from jaxcxai.data import synthaerial
 from jaxcxai.metric_writers import read_npz, write_npz_atomic
@@ -214,18 +214,11 @@ def build_objects(st: BackgroundStudy, size: int) -> dict:
 def extract(net: TrainedBackbone, images, st: BackgroundStudy) -> dict:
     """{layer: (N, C, h, w) float32} activations (channels first, as the
     multi-view fits and `bias.view_ious` take them)."""
-    acts = features.extract(
-        net.apply, images, list(st.layers), batch_size=st.batch_size,
-        mesh=parallel.make_mesh(), dtype=np.float32, pool=False,
+    maps = features.spatial_maps(
+        net.apply, images, st.layers, batch_size=st.batch_size,
+        who="the background study",
     )  # fmt: skip
-    out = {}
-    for name in st.layers:
-        a = np.asarray(acts[name], np.float32)
-        if a.ndim != 4:
-            raise ValueError(f"layer {name!r} has shape {a.shape}; the background "
-                             "study needs spatial (N, h, w, C) activations")  # fmt: skip
-        out[name] = a.transpose(0, 3, 1, 2)
-    return out
+    return {name: a.transpose(0, 3, 1, 2) for name, a in maps.items()}
 
 
 def save_npz(path: str, arrays: dict) -> None:

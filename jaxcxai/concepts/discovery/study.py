@@ -22,7 +22,7 @@ import dataclasses
 
 import numpy as np
 
-from jaxcxai import features, parallel
+from jaxcxai import features
 from jaxcxai.data import synthaerial
 from jaxcxai.metric_writers import read_npz, write_npz_atomic
 from jaxcxai.training.backbone import TrainedBackbone
@@ -213,17 +213,10 @@ def build_data(st: DiscoveryStudy, size: int) -> dict[str, np.ndarray]:
 
 def extract(net: TrainedBackbone, images, st: DiscoveryStudy, progress=False):
     """{layer: (N, h, w, C) float32} activations of `st.layers`, in memory."""
-    acts = features.extract(
-        net.apply, images, list(st.layers), batch_size=st.batch_size,
-        mesh=parallel.make_mesh(), dtype=np.float32, pool=False, progress=progress,
+    return features.spatial_maps(
+        net.apply, images, st.layers, batch_size=st.batch_size, progress=progress,
+        who="discovery",
     )  # fmt: skip
-    for name in st.layers:
-        if acts[name].ndim != 4:
-            raise ValueError(
-                f"layer {name!r} has shape {acts[name].shape}; discovery needs "
-                "spatial (N, h, w, C) activations"
-            )
-    return {name: np.asarray(acts[name], np.float32) for name in st.layers}
 
 
 def save_npz(path: str, arrays: dict) -> None:
