@@ -25,6 +25,7 @@ from configs import compare as compare_cfg
 from configs import discover as discover_cfg
 from configs import explain as explain_cfg
 from configs import gating as gating_cfg
+from configs import hierarchy as hierarchy_cfg
 from configs import loce as loce_cfg
 from configs import probes as probes_cfg
 from configs import stability as stability_cfg
@@ -33,6 +34,7 @@ VARIANTS = ("default", "tiny", "full")
 STAGES = (
     "environment", "dataset", "backbones", "probes", "loce", "explain",
     "discovery", "stability", "background", "comparison", "gating", "hashing",
+    "hierarchy",
 )  # fmt: skip
 
 # Measured stage times (seconds) on the 2-core development CPU with 8 fake
@@ -40,13 +42,16 @@ STAGES = (
 EXPECTED_SECONDS = {
     "tiny": dict(environment=1, dataset=1, backbones=10, probes=15, loce=15,
                  hashing=25, discovery=15, explain=20, gating=80,
-                 stability=15, comparison=25, background=20),
+                 stability=15, comparison=25, background=20,
+                 hierarchy=30),
     "default": dict(environment=1, dataset=1, backbones=215, probes=80, loce=30,
                     hashing=580, discovery=50, explain=90,
-                    gating=450, stability=70, comparison=100, background=45),
+                    gating=450, stability=70, comparison=100, background=45,
+                    hierarchy=90),
     "full": dict(environment=1, dataset=3, backbones=3600, probes=1200,
                  loce=1200, hashing=3600, discovery=900, explain=1800,
-                 gating=3600, stability=3600, comparison=2400, background=900),
+                 gating=3600, stability=3600, comparison=2400, background=900,
+                 hierarchy=3600),
 }  # fmt: skip
 
 
@@ -56,7 +61,7 @@ SECTIONS = {"backbones.*": classifier, "probes": probes_cfg, "loce": loce_cfg,
             "hashing.train": chnr, "discovery": discover_cfg,
             "explain": explain_cfg, "gating": gating_cfg,
             "stability": stability_cfg, "comparison": compare_cfg,
-            "background": background_cfg}  # fmt: skip
+            "background": background_cfg, "hierarchy": hierarchy_cfg}  # fmt: skip
 CONSTRAINTS = {"> 0": ("dataset.num_preview", "dataset.image_size"),
                ">= 0": ("expected_seconds.*", "hashing.seeds"),
                "[0, 1]": ("hashing.noise_rates",)}  # fmt: skip
@@ -121,4 +126,9 @@ def get_config(variant=None):
     c.comparison.backbone = "backbones/small_cnn"  # relative to the workdir
     # Further trained backbones: ResNet-18 where the backbones stage trains it.
     c.comparison.backbones = ("backbones/resnet18",) if full else ()
+    c.hierarchy = hierarchy_cfg.get_config(variant)
+    if not tiny:  # the hashing stage's SynthAerial features, read from its cache
+        s = c.hashing.train.data.synthaerial
+        for k in ("num_images", "image_size", "seed", "crop", "cache_dir"):
+            c.hierarchy.synthaerial[k] = s[k]
     return c

@@ -101,6 +101,16 @@ BENCHMARKS = {
         "multi-view LoCEs, 64 objects x 32 views, C=256, 16x16 -> 80x80 "
         "(vs eager-PyTorch reference)",
     ),
+    "triplet_agreement": (
+        "eval.benches.triplet_agreement",
+        "triplet agreement, 1000 ImageNet classes vs WordNet (LCA counting) vs "
+        "NumPy triplet enumeration, per triplet; UAES samples/s",
+    ),
+    "pgd_attack": (
+        "eval.benches.pgd_attack",
+        "targeted PGD, 128 images x 10 targets, eps 8/255, 20 steps, SynthAerial "
+        "small CNN vs torchattacks PGD on a PyTorch port",
+    ),
     "stability_bulk": (
         "eval.benches.stability_bulk",
         "retrieval stability, 10 concepts x 4 layers x 1d/2d/3d x 20 runs of CAVs "

@@ -28,6 +28,7 @@ from eval.stages import (
     explain,
     gating,
     hashing,
+    hierarchy,
     loce,
     probes,
     stability,
@@ -51,6 +52,7 @@ STAGES = {
     "stability": stability.stability,
     "background": background.background,
     "comparison": comparison.comparison,
+    "hierarchy": hierarchy.hierarchy,
 }
 
 

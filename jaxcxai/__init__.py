@@ -33,7 +33,8 @@ Layer 3, method families:
   uncertainty     epistemic estimators, perturbations, XAI-UQ correlation,
                   gating policies and the paper's experiments (`run_study`)
   adversarial     (to come) attacks dissected in concept space
-  hierarchy       (to come) semantic hierarchies in vision-language embeddings
+  hierarchy       semantic hierarchies in embeddings: ontologies (WordNet), trees,
+                  naming, consistency, UAES, alignment, two-tower heads, the study
 """
 
 from jaxcxai import checkpoint as checkpoint

@@ -216,6 +216,25 @@ GLOSSARY = (
         "a network compared with itself, each layer matched to its most "
         "similar other layer",
     ),
+    (
+        "triplet agreement T",
+        "share of class triplets resolved by the ontology whose closest pair "
+        "the extracted tree agrees on",
+    ),
+    (
+        "EdgeCons",
+        "share of tree edges whose parent's name is an ontology ancestor of "
+        "the child's name",
+    ),
+    (
+        "cophenetic correlation",
+        "Spearman correlation of the tree's merge heights with ontology path lengths",
+    ),
+    (
+        "UAES",
+        "tree-traversal inference that stops at a node when the entropy of "
+        "its children's probabilities exceeds a threshold h*",
+    ),
 )
 
 

@@ -25,10 +25,11 @@ SCRIPTS = {
     "eval.stability": ("configs/stability.py", "retrieval.runs"),
     "eval.compare": ("configs/compare.py", "net2vec.epochs"),
     "eval.background": ("configs/background.py", "views.train"),
+    "eval.hierarchy": ("configs/hierarchy.py", "heads.steps"),
 }
 CONFIG_FILES = (
     "classifier", "probes", "loce", "duch", "chnr", "discover", "explain",
-    "gating", "stability", "compare", "background", "reproduce"
+    "gating", "stability", "compare", "background", "hierarchy", "reproduce"
 )  # fmt: skip
 
 

@@ -30,6 +30,7 @@ FIGURES = {
     "hashing": {"map_vs_noise.png", "pr_curves.png"},
     "discovery": {"iou_nmf.png", "iou_sae.png", "references_conv3.png"},
     "background": {"background_iou.png", "sample_views.png"},
+    "hierarchy": {"dendrograms.png", "coverage_accuracy.png", "tradeoff.png"},
     "comparison": {
         "similarity_small_cnn_vs_small_cnn.png",
         "similarity_small_cnn_vs_mobilenet_v2.png",

@@ -25,6 +25,7 @@ OWNED = (
     "stability",
     "compare",
     "background",
+    "hierarchy",
 )
 # Hand-picked sizes and counts per config file (not read from its
 # declarations): each must be positive.
@@ -47,11 +48,13 @@ SIZES = {
     "compare": ("batch_size", "pretrained_size", "data.num_train", "data.num_test",
                 "net2vec.epochs"),
     "background": ("batch_size", "data.num_scenes", "views.train", "fit.steps"),
+    "hierarchy": ("heads.batch_size", "heads.steps", "synthaerial.num_images",
+                  "align.steps"),
 }  # fmt: skip
 VARIANT = {"classifier": "small_cnn_tiny", "probes": "tiny", "loce": "tiny",
            "duch": "tiny", "chnr": "tiny", "discover": "tiny",
            "explain": "tiny", "gating": "tiny", "stability": "tiny",
-           "compare": "tiny", "background": "tiny"}  # fmt: skip
+           "compare": "tiny", "background": "tiny", "hierarchy": "tiny"}  # fmt: skip
 
 
 def _module(name):

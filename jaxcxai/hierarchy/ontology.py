@@ -1,0 +1,302 @@
+"""Human ontologies as rooted trees (parent arrays) and the SynthAerial taxonomy.
+
+An :class:`Ontology` is the tree against which the semantic-hierarchies paper
+(Schwalbe et al., arXiv:2603.26798, xai.md section 3) checks discovered
+hierarchies: ``parent[i]`` is node ``i``'s parent, ``-1`` at the one root.
+Nodes carry a human-readable name (the naming step's concept bank) and a
+unique id. A class set maps to node indices, the ``leaves`` returned with
+every ontology built here. Host-side NumPy only: nothing here is traced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.resources
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from jaxcxai.data.synthaerial import CONCEPTS, SCENES, SUBCONCEPTS
+from jaxcxai.data.validate import DataFormatError, field, read_json
+
+TAXONOMY_CLASSES = ("scenes", "objects", "subconcepts", "all")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Ontology:
+    """A rooted tree of named concepts.
+
+    Attributes:
+      names: (M,) labels ('tabby cat', 'feline'), not necessarily unique.
+      ids: (M,) unique keys ('n02123045', 'scene:airport').
+      parent: (M,) int32 parent index, -1 at the single root; read-only.
+
+    Raises:
+      ValueError: mismatched lengths, a parent out of range, not exactly one
+        root, a cycle, or a repeated id.
+    """
+
+    names: tuple[str, ...]
+    ids: tuple[str, ...]
+    parent: np.ndarray
+    _depth: np.ndarray = dataclasses.field(init=False, repr=False)
+
+    def __post_init__(self):
+        names, ids, parent = tuple(self.names), tuple(self.ids), np.asarray(self.parent)
+        if parent.ndim != 1 or not np.issubdtype(parent.dtype, np.integer):
+            raise ValueError(
+                f"parent must be 1-D integer, got {parent.dtype}{parent.shape}"
+            )
+        m = parent.shape[0]
+        if not len(names) == len(ids) == m:
+            raise ValueError(f"{len(names)} names, {len(ids)} ids, {m} parents")
+        if ((parent < -1) | (parent >= m)).any() or (parent == -1).sum() != 1:
+            raise ValueError(
+                f"parent must hold indices in [0, {m}) and exactly one -1 (the "
+                f"root), got {(parent == -1).sum()} roots, range "
+                f"[{parent.min(initial=0)}, {parent.max(initial=0)}]"
+            )
+        if len(set(ids)) != m:
+            dup = next(k for i, k in enumerate(ids) if k in ids[:i])
+            raise ValueError(f"ids must be unique; {dup!r} repeats")
+        parent = parent.astype(np.int32)
+        parent.setflags(write=False)
+        for key, value in dict(names=names, ids=ids, parent=parent).items():
+            object.__setattr__(self, key, value)
+        object.__setattr__(self, "_depth", _depths(parent, ids))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @functools.cached_property
+    def _index(self) -> dict[str, int]:
+        return {k: i for i, k in enumerate(self.ids)}
+
+    def index(self, node: int | str) -> int:
+        """Node index of an id (or a checked index passed through)."""
+        if isinstance(node, str):
+            if node not in self._index:
+                raise KeyError(f"unknown ontology id {node!r}")
+            return self._index[node]
+        i = int(node)
+        if not 0 <= i < len(self):
+            raise IndexError(f"node {i} outside [0, {len(self)})")
+        return i
+
+
+def _depths(parent: np.ndarray, ids: Sequence[str]) -> np.ndarray:
+    """(M,) int32 root distance by pointer chasing; a cycle never reaches -1."""
+    depth, cur = np.zeros(parent.shape, np.int32), parent.copy()
+    for _ in range(len(parent)):
+        up = cur >= 0
+        if not up.any():
+            depth.setflags(write=False)
+            return depth
+        depth += up
+        cur = np.where(up, parent[np.maximum(cur, 0)], -1)
+    stuck = int(np.flatnonzero(cur >= 0)[0])
+    raise ValueError(
+        f"parent array has a cycle (node {ids[stuck]!r} never reaches the root)"
+    )
+
+
+def depth(onto: Ontology) -> np.ndarray:
+    """(M,) int32 number of edges from each node up to the root (root: 0)."""
+    return onto._depth.copy()
+
+
+def ancestors(onto: Ontology, node: int | str) -> list[int]:
+    """Node indices from ``node`` itself up to the root (inclusive)."""
+    i = onto.index(node)
+    path = [i]
+    while onto.parent[i] >= 0:
+        i = int(onto.parent[i])
+        path.append(i)
+    return path
+
+
+def is_ancestor(onto: Ontology, a: int | str, b: int | str) -> bool:
+    """True iff ``a`` is ``b`` or lies on the path from ``b`` to the root."""
+    a, b = onto.index(a), onto.index(b)
+    for _ in range(int(onto._depth[b] - onto._depth[a])):
+        b = int(onto.parent[b])
+    return a == b
+
+
+def leaf_nodes(onto: Ontology) -> np.ndarray:
+    """(n,) int32 indices of the nodes without children, in node order."""
+    has_child = np.zeros(len(onto), bool)
+    has_child[onto.parent[onto.parent >= 0]] = True
+    return np.flatnonzero(~has_child).astype(np.int32)
+
+
+def concept_bank(onto: Ontology, include_leaves: bool = False) -> list[str]:
+    """Candidate names for tree nodes (xai.md section 3.2, bank B): the
+    internal nodes' names (and the leaves' if asked), node order, each once."""
+    leaf = np.zeros(len(onto), bool)
+    leaf[leaf_nodes(onto)] = True
+    keep = (onto.names[i] for i in range(len(onto)) if include_leaves or not leaf[i])
+    return list(dict.fromkeys(keep))
+
+
+def restrict(
+    onto: Ontology, leaf_ids: Sequence[str | int], collapse_unary: bool = False
+) -> tuple[Ontology, np.ndarray]:
+    """The subtree spanned by the root paths of the given nodes.
+
+    Args:
+      onto: the full ontology.
+      leaf_ids: (n,) ids (or node indices) that become the leaves; none may be
+        an ancestor of another (ValueError), unknown ids are a KeyError.
+      collapse_unary: drop every kept non-leaf with exactly one kept child
+        (the child moves up; a unary root hands over to its child), so all
+        internal nodes branch; the most specific node of a chain stays.
+
+    Returns:
+      ``(sub, leaves)``: the subtree (nodes in their original relative order)
+      and (n,) int32 node indices of ``leaf_ids`` in ``sub``.
+    """
+    idx = [onto.index(x) for x in leaf_ids]
+    if not idx:
+        raise ValueError("leaf_ids is empty")
+    if len(set(idx)) != len(idx):
+        dup = next(onto.ids[i] for i in idx if idx.count(i) > 1)
+        raise ValueError(f"leaf {dup!r} is given twice")
+    keep = np.zeros(len(onto), bool)
+    for i in idx:
+        for a in ancestors(onto, i):
+            if keep[a]:
+                break
+            keep[a] = True
+    n_kids = np.bincount(onto.parent[keep & (onto.parent >= 0)], minlength=len(onto))
+    for i in (i for i in idx if n_kids[i]):
+        j = next(j for j in idx if j != i and is_ancestor(onto, i, j))
+        raise ValueError(f"leaf {onto.ids[i]!r} is an ancestor of leaf {onto.ids[j]!r}")
+    if collapse_unary:
+        is_leaf = np.zeros(len(onto), bool)
+        is_leaf[idx] = True
+        # Removing a unary node leaves its parent's child count unchanged, so
+        # one pass drops whole chains.
+        keep &= ~((n_kids == 1) & ~is_leaf)
+    old = np.flatnonzero(keep)
+    new_of = np.full(len(onto), -1, np.int32)
+    new_of[old] = np.arange(len(old), dtype=np.int32)
+    parent = np.empty(len(old), np.int32)
+    for k, i in enumerate(old):
+        p = int(onto.parent[i])
+        while p >= 0 and not keep[p]:
+            p = int(onto.parent[p])
+        parent[k] = new_of[p] if p >= 0 else -1
+    sub = Ontology(
+        tuple(onto.names[i] for i in old), tuple(onto.ids[i] for i in old), parent
+    )
+    return sub, new_of[idx].astype(np.int32)
+
+
+def from_paths(
+    paths: Sequence[Sequence[str]],
+    names: Mapping[str, str],
+    collapse_unary: bool = False,
+) -> tuple[Ontology, np.ndarray]:
+    """The tree spanned by root paths, each given leaf first.
+
+    Args:
+      paths: (n,) id paths ``[leaf, parent, ..., root]``; all end at the same
+        root and a node has the same parent on every path.
+      names: id -> human-readable name, for every id on the paths.
+      collapse_unary: see :func:`restrict`.
+
+    Returns:
+      ``(onto, leaves)``: nodes root first in order of first appearance
+      (parents before children); (n,) int32 node of each path's leaf.
+    """
+    order, parent_of = [], {}
+    for path in paths:
+        for up, node in zip([None, *path[::-1]], path[::-1]):
+            if node not in parent_of:
+                parent_of[node] = up
+                order.append(node)
+            elif parent_of[node] != up:
+                raise ValueError(
+                    f"{node!r} has two parents: {parent_of[node]!r} and {up!r}"
+                )
+    index = {k: i for i, k in enumerate(order)}
+    parent = [-1 if parent_of[k] is None else index[parent_of[k]] for k in order]
+    full = Ontology(tuple(names[k] for k in order), tuple(order), np.asarray(parent))
+    return restrict(full, [path[0] for path in paths], collapse_unary)
+
+
+def from_json(path: str | os.PathLike) -> Ontology:
+    """Reads ``{"root": NODE}``, ``NODE = {"id": str, "name": str,
+    "children": [NODE, ...]}`` (no ``children`` at leaves); nodes in pre-order.
+
+    Raises:
+      FileNotFoundError: no such file. DataFormatError: invalid JSON, a missing
+        or mistyped key (naming the node's position, e.g.
+        ``root.children[1].children[0]``), or a repeated id.
+    """
+    path = os.fspath(path)
+    doc = read_json(path, "ontology JSON")
+    stack = [(field(doc, "root", "dict", path, "top level"), -1, "root")]
+    names, ids, parent, seen = [], [], [], {}
+    while stack:
+        node, up, where = stack.pop()
+        key = field(node, "id", "str", path, where)
+        if key in seen:
+            raise DataFormatError(path, f"{where}: id {key!r} repeats {seen[key]}")
+        seen[key] = where
+        names.append(field(node, "name", "str", path, where))
+        ids.append(key)
+        parent.append(up)
+        kids = field(node, "children", "list", path, where, default=[])
+        me = len(ids) - 1
+        stack.extend(
+            (kid, me, f"{where}.children[{j}]")
+            for j, kid in reversed(list(enumerate(kids)))
+        )
+    return Ontology(tuple(names), tuple(ids), np.asarray(parent, np.int32))
+
+
+def synthaerial_taxonomy(
+    classes: str = "scenes", collapse_unary: bool = False
+) -> tuple[Ontology, np.ndarray]:
+    """The SynthAerial taxonomy, ``jaxcxai/data/synthaerial_taxonomy.json``.
+
+    Objects (group -> concept -> sub-concept) and scenes (super-category ->
+    scene) under one root, as in ``jaxcxai.data.synthaerial`` (CONCEPT_GROUPS,
+    SUBCONCEPTS, SCENE_SUPER). Ids: ``group:vehicle``, ``concept:car``,
+    ``subconcept:car/red``, ``super:transport``, ``scene:airport``.
+
+    Args:
+      classes: the class set that becomes the leaves: ``"scenes"`` (13, in
+        SCENES order, i.e. scene labels), ``"objects"`` (8, in CONCEPTS order,
+        i.e. mask label - 1), ``"subconcepts"`` (16, concept-major, sub-concept
+        index minor) or ``"all"`` (the full tree and its leaves in node order).
+      collapse_unary: passed to :func:`restrict`.
+
+    Returns:
+      ``(onto, leaves)``: the ontology restricted to the class set's root
+      paths and (n,) int32 node indices of the classes.
+    """
+    if classes not in TAXONOMY_CLASSES:
+        raise ValueError(f"classes must be one of {TAXONOMY_CLASSES}, got {classes!r}")
+    full = _taxonomy()
+    if classes == "all":
+        return full, leaf_nodes(full)
+    keys = {
+        "scenes": [f"scene:{s}" for s in SCENES],
+        "objects": [f"concept:{c}" for c in CONCEPTS],
+        "subconcepts": [
+            f"subconcept:{c}/{s}" for c in CONCEPTS for s in SUBCONCEPTS[c]
+        ],
+    }[classes]
+    return restrict(full, keys, collapse_unary)
+
+
+@functools.cache
+def _taxonomy() -> Ontology:
+    res = importlib.resources.files("jaxcxai.data") / "synthaerial_taxonomy.json"
+    with importlib.resources.as_file(res) as path:
+        return from_json(path)
