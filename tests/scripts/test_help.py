@@ -26,10 +26,12 @@ SCRIPTS = {
     "eval.compare": ("configs/compare.py", "net2vec.epochs"),
     "eval.background": ("configs/background.py", "views.train"),
     "eval.hierarchy": ("configs/hierarchy.py", "heads.steps"),
+    "eval.adversarial": ("configs/adversarial.py", "attack.steps"),
 }
 CONFIG_FILES = (
     "classifier", "probes", "loce", "duch", "chnr", "discover", "explain",
-    "gating", "stability", "compare", "background", "hierarchy", "reproduce"
+    "gating", "stability", "compare", "background", "hierarchy", "adversarial",
+    "reproduce"
 )  # fmt: skip
 
 

@@ -26,6 +26,7 @@ OWNED = (
     "compare",
     "background",
     "hierarchy",
+    "adversarial",
 )
 # Hand-picked sizes and counts per config file (not read from its
 # declarations): each must be positive.
@@ -50,11 +51,13 @@ SIZES = {
     "background": ("batch_size", "data.num_scenes", "views.train", "fit.steps"),
     "hierarchy": ("heads.batch_size", "heads.steps", "synthaerial.num_images",
                   "align.steps"),
+    "adversarial": ("batch_size", "attack.steps", "attack.cw_steps"),
 }  # fmt: skip
 VARIANT = {"classifier": "small_cnn_tiny", "probes": "tiny", "loce": "tiny",
            "duch": "tiny", "chnr": "tiny", "discover": "tiny",
            "explain": "tiny", "gating": "tiny", "stability": "tiny",
-           "compare": "tiny", "background": "tiny", "hierarchy": "tiny"}  # fmt: skip
+           "compare": "tiny", "background": "tiny", "hierarchy": "tiny",
+           "adversarial": "tiny"}  # fmt: skip
 
 
 def _module(name):
