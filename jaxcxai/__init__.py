@@ -32,7 +32,8 @@ Layer 3, method families:
   hashing         DUCH / CHNR hashing and exact Hamming search
   uncertainty     epistemic estimators, perturbations, XAI-UQ correlation,
                   gating policies and the paper's experiments (`run_study`)
-  adversarial     (to come) attacks dissected in concept space
+  adversarial     attacks (FGSM, BIM, PGD, MI-FGSM, C&W) and their concept-based
+                  dissection (F1-F3)
   hierarchy       semantic hierarchies in embeddings: ontologies (WordNet), trees,
                   naming, consistency, UAES, alignment, two-tower heads, the study
 """

@@ -207,9 +207,13 @@ def markdown(results: dict, with_reconstructions: bool = True) -> str:
             )
     for model, per in r["per_model"].items():
         info = per["info"]
+        # A photo's class is the network's own clean top-1: no accuracy.
+        clean = ("photo classes (clean top-1) " + ", ".join(
+            f"{p}: {c}" for p, c in info["photo_classes"].items())
+            if "photo_classes" in info else f"clean accuracy {per['clean_accuracy']:.2f}")  # fmt: skip
         lines += ["", f"### {model}", "",
                   f"{info['model']} at {info['image_size']} px on {info['data']} "
-                  f"({info['classes']}); clean accuracy {per['clean_accuracy']:.2f} on "
+                  f"({info['classes']}); {clean} on "
                   f"{per['num_images']} source images of {', '.join(per['sources'])}; "
                   f"targets {', '.join(per['targets'])}; layers {', '.join(per['layers'])}; "
                   f"{per['dissection']['num_examples']} successful examples dissected.",
