@@ -84,9 +84,9 @@ def test_sharded_equals_unsharded():
     for n in (8, 6):
         x = _x(n=n)
         # Equal up to float32 rounding: XLA may pick another matmul kernel
-        # for a shard's smaller batch.
+        # for a shard's smaller batch (a few ulps; CPUs differ in which).
         np.testing.assert_allclose(
-            attr.saliency(f, x, 1, mesh=mesh), attr.saliency(f, x, 1), rtol=2e-6
+            attr.saliency(f, x, 1, mesh=mesh), attr.saliency(f, x, 1), rtol=1e-5
         )
     out = attr.gradients(f, _x(n=8), 0, mesh=mesh)
     assert isinstance(out, jax.Array) and out.shape == (8, 6)

@@ -229,11 +229,12 @@ def test_reproducible_vmapped_equals_looped_host_equals_jax():
     assert np.abs(a - c).max() > 1e-4
     keys = jax.random.split(jax.random.key(4), 3)
     looped = np.concatenate([run(keys[i : i + 1], x[i : i + 1]) for i in range(3)])
-    np.testing.assert_allclose(run(keys), looped, atol=1e-5)
+    # float32 ridge solves: a few ulps apart with batch shape (CPU-dependent).
+    np.testing.assert_allclose(run(keys), looped, rtol=2e-5, atol=1e-5)
     host = lime_tabular(
         np_fn, x, st, key=keys, num_samples=S, num_features=3, host=True
     )
-    np.testing.assert_allclose(np.asarray(host), looped, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(host), looped, rtol=2e-5, atol=1e-5)
     np.testing.assert_allclose(run(keys, target="lime_default"), run(keys, target=1))
 
 
@@ -251,7 +252,9 @@ def test_sharded_equals_unsharded():
     }
     plain = lime_tabular(jax_fn, x, st, **kw)
     sharded = lime_tabular(jax_fn, x, st, mesh=make_mesh(), **kw)
-    np.testing.assert_allclose(np.asarray(sharded), np.asarray(plain), atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(sharded), np.asarray(plain), rtol=2e-5, atol=1e-5
+    )
 
 
 def test_bad_inputs_name_the_argument():
