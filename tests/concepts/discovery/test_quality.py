@@ -142,7 +142,10 @@ def test_reference_samples_and_pngs(tmp_path):
             y0, x0, y1, x1 = refs.boxes[j, i]
             img = refs.indices[j, i]
             np.testing.assert_array_equal(refs.crops[j, i], images[img, y0:y1, x0:x1])
-            np.testing.assert_allclose(refs.maps[j, i], up[img, y0:y1, x0:x1, j])
+            # Same resize, other batch shape: 1 float32 ulp apart on some CPUs.
+            np.testing.assert_allclose(
+                refs.maps[j, i], up[img, y0:y1, x0:x1, j], rtol=1e-6
+            )
             assert refs.maps[j, i].max() == pytest.approx(up[img, ..., j].max())
     paths = plots.save_layer_references(
         images, {"block/1": presence, "b2": presence[..., :1]}, tmp_path, n=3
