@@ -225,6 +225,17 @@ def checked_spec(cls, config, check):
     return spec
 
 
+def print_study(out: dict, workdir: str, report: str) -> dict:
+    """Prints a study's markdown, its stage seconds (when `out["results"]`
+    has them) and the report path; the `body` of every study script."""
+    print(out["markdown"])
+    seconds = out["results"].get("seconds")
+    if seconds:
+        print(json.dumps({k: round(v, 1) for k, v in seconds.items()}))
+    print(f"report: {os.path.join(workdir, report)}")
+    return out
+
+
 def main(
     run,
     argv: list[str] | None = None,

@@ -19,9 +19,6 @@ concepts and the planted boat/harbor check. Writes
 
 from __future__ import annotations
 
-import json
-import os
-
 from configs import cli
 from jaxcxai.adversarial import run, study
 from jaxcxai.training.backbone import load_trained
@@ -52,12 +49,7 @@ def main(argv=None) -> dict:
 
     def body(args):
         out = train_and_evaluate(args.config, args.workdir)
-        print(out["markdown"])
-        print(
-            json.dumps({k: round(v, 1) for k, v in out["results"]["seconds"].items()})
-        )
-        print(f"report: {os.path.join(args.workdir, study.REPORT)}")
-        return out
+        return cli.print_study(out, args.workdir, study.REPORT)
 
     return cli.main(body, argv, prog="eval.adversarial", config=CONFIG, doc=__doc__,
                     check=check)  # fmt: skip

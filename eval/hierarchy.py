@@ -19,9 +19,6 @@ checkpoint. Writes `DIR/hierarchy_arrays.npz`, `hierarchy_results.json`,
 
 from __future__ import annotations
 
-import json
-import os
-
 from configs import cli
 from jaxcxai.hierarchy import run, study
 
@@ -49,12 +46,7 @@ def main(argv=None) -> dict:
 
     def body(args):
         out = train_and_evaluate(args.config, args.workdir)
-        print(out["markdown"])
-        print(
-            json.dumps({k: round(v, 1) for k, v in out["results"]["seconds"].items()})
-        )
-        print(f"report: {os.path.join(args.workdir, study.REPORT)}")
-        return out
+        return cli.print_study(out, args.workdir, study.REPORT)
 
     return cli.main(body, argv, prog="eval.hierarchy", config=CONFIG, doc=__doc__,
                     check=check)  # fmt: skip
