@@ -19,7 +19,7 @@ lint: setup
 	.venv/bin/ruff format --check .
 
 test: lint
-	$(PY) -m pytest -n 2 -p no:cacheprovider tests
+	$(PY) -m pytest -n 2 -p no:cacheprovider --durations=30 tests
 
 bench-quick: setup
 	$(PY) -m eval.bench sharded_step --quick

@@ -19,6 +19,7 @@ Variants:
 
 import ml_collections
 
+from configs import adversarial as adversarial_cfg
 from configs import background as background_cfg
 from configs import chnr, classifier
 from configs import compare as compare_cfg
@@ -34,24 +35,25 @@ VARIANTS = ("default", "tiny", "full")
 STAGES = (
     "environment", "dataset", "backbones", "probes", "loce", "explain",
     "discovery", "stability", "background", "comparison", "gating", "hashing",
-    "hierarchy",
+    "hierarchy", "adversarial",
 )  # fmt: skip
 
 # Measured stage times (seconds) on the 2-core development CPU with 8 fake
-# devices (`make demo`); printed as the ETA while the job runs.
+# devices (`make demo`: default measured end to end on 2026-12-07, 24.2 min
+# in all); printed as the ETA while the job runs.
 EXPECTED_SECONDS = {
     "tiny": dict(environment=1, dataset=1, backbones=10, probes=15, loce=15,
                  hashing=25, discovery=15, explain=20, gating=80,
                  stability=15, comparison=25, background=20,
-                 hierarchy=30),
-    "default": dict(environment=1, dataset=1, backbones=215, probes=80, loce=30,
-                    hashing=580, discovery=50, explain=90,
-                    gating=450, stability=70, comparison=100, background=45,
-                    hierarchy=90),
+                 hierarchy=30, adversarial=25),
+    "default": dict(environment=1, dataset=1, backbones=170, probes=65, loce=45,
+                    hashing=440, discovery=36, explain=95,
+                    gating=365, stability=36, comparison=90, background=27,
+                    hierarchy=32, adversarial=44),
     "full": dict(environment=1, dataset=3, backbones=3600, probes=1200,
                  loce=1200, hashing=3600, discovery=900, explain=1800,
                  gating=3600, stability=3600, comparison=2400, background=900,
-                 hierarchy=3600),
+                 hierarchy=3600, adversarial=3600),
 }  # fmt: skip
 
 
@@ -61,7 +63,8 @@ SECTIONS = {"backbones.*": classifier, "probes": probes_cfg, "loce": loce_cfg,
             "hashing.train": chnr, "discovery": discover_cfg,
             "explain": explain_cfg, "gating": gating_cfg,
             "stability": stability_cfg, "comparison": compare_cfg,
-            "background": background_cfg, "hierarchy": hierarchy_cfg}  # fmt: skip
+            "background": background_cfg, "hierarchy": hierarchy_cfg,
+            "adversarial": adversarial_cfg}  # fmt: skip
 CONSTRAINTS = {"> 0": ("dataset.num_preview", "dataset.image_size"),
                ">= 0": ("expected_seconds.*", "hashing.seeds"),
                "[0, 1]": ("hashing.noise_rates",)}  # fmt: skip
@@ -131,4 +134,11 @@ def get_config(variant=None):
         s = c.hashing.train.data.synthaerial
         for k in ("num_images", "image_size", "seed", "crop", "cache_dir"):
             c.hierarchy.synthaerial[k] = s[k]
+    c.adversarial = adversarial_cfg.get_config(variant)
+    c.adversarial.backbone = "backbones/small_cnn"  # relative to the workdir
+    if variant == "default":
+        # Within the stage's 90 s: only the last conv stage is dissected (the
+        # study's own default adds conv2).
+        c.adversarial.scenes.layers = ("conv3",)
+        c.adversarial.digits.layers = ("conv3",)
     return c

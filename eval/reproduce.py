@@ -19,6 +19,7 @@ import time
 
 from configs import cli, validate
 from eval.stages import (
+    adversarial,
     backbones,
     background,
     comparison,
@@ -53,6 +54,7 @@ STAGES = {
     "background": background.background,
     "comparison": comparison.comparison,
     "hierarchy": hierarchy.hierarchy,
+    "adversarial": adversarial.adversarial,
 }
 
 

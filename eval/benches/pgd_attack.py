@@ -22,6 +22,13 @@ its load drifts): per group of two targets, ours then the baseline,
 `repeats` times; each side's time is the sum over groups of its best time
 per group. Ours is compiled before (`ours_first_group_call_s`).
 
+Roofline (`extra`): both sides are compute bound on the CPU. Their
+effective rates (the FLOPs of the convs' forward and backward-data passes
+per image and step, over the time) are reported next to each side's dense
+2048 x 2048 float32 matmul rate in the same process: the 3x target would
+need ours near the machine's matmul ceiling when torch runs its convs at
+about a third of it.
+
 Agreement: in float32 a gradient entry within rounding of 0 can take a
 different sign on the two sides (they sum convolutions in different orders),
 which moves that pixel by alpha and can change later steps; the float32
@@ -104,6 +111,33 @@ def _torchattacks(torch, variables, x, double=False):
     return attack
 
 
+def _flops_per_image_step() -> float:
+    """FLOPs of one input gradient of SmallCNN at 64x64: every conv forward
+    plus its backward-data pass (2 FLOPs per multiply-add); the head, the
+    elementwise ops and the pools are left out (under 1%)."""
+    from eval.benches.small_cnn_torch import SIZE, WIDTHS
+
+    macs, side, cin = 0, SIZE, 3
+    for cout in WIDTHS:
+        macs += side * side * 9 * cin * cout
+        side, cin = side // 2, cout
+    return 2.0 * 2.0 * macs
+
+
+def _matmul_gflops(torch, n: int = 2048, repeats: int = 5) -> dict:
+    """Dense float32 n x n matmul rate of each side on this machine: the
+    ceiling a compute-bound conv net approaches."""
+    a = jnp.ones((n, n), jnp.float32)
+    f = jax.jit(lambda m: m @ m)
+    f(a).block_until_ready()
+    t_jax = min(_timed(lambda: f(a).block_until_ready())[0] for _ in range(repeats))
+    b = torch.ones(n, n)
+    b @ b
+    t_torch = min(_timed(lambda: b @ b)[0] for _ in range(repeats))
+    flops = 2.0 * n**3
+    return {"jax": flops / t_jax / 1e9, "torch": flops / t_torch / 1e9}
+
+
 def _timed(fn, *args):
     t0 = time.perf_counter()
     out = fn(*args)
@@ -170,6 +204,7 @@ def run(quick: bool) -> dict:
     f32 = _agreement(ours, theirs)
     f64 = _float64(torch, model, variables, x[:8], targets[:3])
     ok = f64["success_flags_identical"] == 1.0 and f64["images_within_1e-4"] == 1.0
+    work = _flops_per_image_step() * n * num_targets * STEPS
     return {
         "ours_s": ours_s,
         "baseline": f"torchattacks {torchattacks.__version__} PGD, targeted "
@@ -201,6 +236,10 @@ def run(quick: bool) -> dict:
                 float(ratios.max()),
             ],
             "torch_threads": torch.get_num_threads(),
+            # Both sides are compute bound: their effective rates against the
+            # dense matmul ceiling say how far any speed-up can go here.
+            "gflop_per_s_ours_baseline": [work / ours_s / 1e9, work / theirs_s / 1e9],
+            "matmul_2048_gflop_per_s": _matmul_gflops(torch),
             "baseline_includes": "one no-grad forward per target for the success flags",
             # The 2-core machine is shared: 1-minute load averages of the run.
             "load_average_start_end": [load_start, os.getloadavg()[0]],

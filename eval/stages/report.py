@@ -235,6 +235,32 @@ GLOSSARY = (
         "tree-traversal inference that stops at a node when the entropy of "
         "its children's probabilities exceeds a threshold h*",
     ),
+    (
+        "ASR",
+        "attack success rate: share of (image, target) pairs whose adversarial "
+        "image the model assigns to the target class",
+    ),
+    (
+        "latent perturbation",
+        "Delta = A(x_adv) - A(x): the change an adversarial image causes in a "
+        "layer's activations",
+    ),
+    (
+        "explained variance ratio",
+        "share of the stacked latent perturbations' variance carried by each "
+        "global component (PCA)",
+    ),
+    (
+        "specificity gap",
+        "mean similarity of perturbation directions of runs with the same "
+        "target minus that of runs with different targets; p from a "
+        "permutation test of the target labels",
+    ),
+    (
+        "new concept",
+        "an NMF concept of adversarial activations whose best cosine match "
+        "among the clean source image's concepts is below gamma",
+    ),
 )
 
 

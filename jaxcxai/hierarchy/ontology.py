@@ -21,6 +21,12 @@ import numpy as np
 from jaxcxai.data.synthaerial import CONCEPTS, SCENES, SUBCONCEPTS
 from jaxcxai.data.validate import DataFormatError, field, read_json
 
+__all__ = [
+    "TAXONOMY_CLASSES", "Ontology", "ancestors", "concept_bank", "depth",
+    "from_json", "from_paths", "is_ancestor", "leaf_nodes", "restrict",
+    "synthaerial_taxonomy",
+]  # fmt: skip
+
 TAXONOMY_CLASSES = ("scenes", "objects", "subconcepts", "all")
 
 

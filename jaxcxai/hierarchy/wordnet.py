@@ -28,6 +28,13 @@ import numpy as np
 from jaxcxai.data.validate import DataFormatError
 from jaxcxai.hierarchy.ontology import Ontology, from_paths
 
+__all__ = [
+    "DEFAULT_DIR", "ENV_VAR", "PARENT_RULES", "Synset", "choose_parent",
+    "hypernym_path", "hypernym_paths", "imagenet_classes", "offset_of",
+    "read_index", "read_nouns", "resolve_dir", "wnid", "wordnet_imagenet",
+    "wordnet_ontology",
+]  # fmt: skip
+
 DEFAULT_DIR = "/usr/share/wordnet"
 ENV_VAR = "JAXCXAI_WORDNET"
 PARENT_RULES = ("first", "shortest")

@@ -31,6 +31,13 @@ FIGURES = {
     "discovery": {"iou_nmf.png", "iou_sae.png", "references_conv3.png"},
     "background": {"background_iou.png", "sample_views.png"},
     "hierarchy": {"dendrograms.png", "coverage_accuracy.png", "tradeoff.png"},
+    "adversarial": {
+        "adversarial_asr.png",
+        "adversarial_examples.png",
+        "adversarial_variance.png",
+        "adversarial_ablation.png",
+        "adversarial_specificity.png",
+    },
     "comparison": {
         "similarity_small_cnn_vs_small_cnn.png",
         "similarity_small_cnn_vs_mobilenet_v2.png",
