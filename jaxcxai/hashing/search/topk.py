@@ -29,6 +29,7 @@ its `data` axis and jit inserts the cross-device reductions.
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -240,15 +241,26 @@ def hamming_topk(
                 continue
         lt_bits, eq_bits = _bitmaps(minima, radius)
         out_d[s : s + m], out_i[s : s + m] = _select(
-            np.asarray(radius)[:m],
-            np.asarray(lt_bits)[:m],
-            np.asarray(eq_bits)[:m],
+            _host(radius)[:m],
+            _host(lt_bits)[:m],
+            _host(eq_bits)[:m],
             q_block,
             db_groups,
             n,
             k,
         )
     return out_d, out_i
+
+
+def _host(x) -> np.ndarray:
+    """`x` as a NumPy array on this host. On a mesh over several processes
+    the bitmaps are split across hosts: every host gathers the whole (each
+    then selects the same top-k, so all hosts return the same result)."""
+    if isinstance(x, jax.Array) and not (
+        x.is_fully_addressable or x.is_fully_replicated
+    ):
+        x = multihost_utils.process_allgather(x, tiled=True)
+    return np.asarray(x)
 
 
 def _placers(mesh, shard):

@@ -1,0 +1,1 @@
+"""Multi-process tests: `jax.distributed` runs on one machine (see `harness`)."""
