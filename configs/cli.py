@@ -59,6 +59,7 @@ __all__ = [
     "positive_int",
     "probability",
     "save_config",
+    "start_hosts",
     "to_spec",
 ]
 
@@ -128,11 +129,14 @@ def parse_args(
         "--config", required=True, metavar="FILE.py[:VARIANT]", help="config file"
     )
     parser.add_argument("--workdir", required=True, metavar="DIR", help="run folder")
+    _host_flags(parser)
     if extra is not None:
         extra(parser)
     if {"-h", "--help"} & set(rest):
         parser.epilog = _help_epilog(prog or "MODULE", _config_arg(rest) or config_file)
     args = parser.parse_args(rest)
+    # Before anything asks JAX for its devices (the config checks do).
+    start_hosts(args)
     config, module = load(args.config)
     for arg in overrides:
         key, sep, value = arg[len("--config.") :].partition("=")
@@ -143,6 +147,53 @@ def parse_args(
     config.lock()
     args.config = config
     return args
+
+
+def _host_flags(parser) -> None:
+    g = parser.add_argument_group(
+        "several hosts",
+        "run the same command on every host with its own --process_id "
+        "(SLURM and Cloud TPU are detected without the flags)",
+    )
+    g.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        default=None,
+        help="address of process 0's jax.distributed coordinator",
+    )
+    g.add_argument(
+        "--num_processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="number of processes (hosts) in the run",
+    )
+    g.add_argument("--process_id", type=int, default=None, metavar="I",
+                   help="this process's index in [0, N)")  # fmt: skip
+
+
+def start_hosts(args: argparse.Namespace) -> bool:
+    """`jax.distributed` from the `--coordinator/--num_processes/--process_id`
+    flags (or a detected cluster launcher); a no-op on one host.
+
+    Raises:
+      ConfigError: only some of the flags, or a process id outside [0, N).
+    """
+    flags = (args.coordinator, args.num_processes, args.process_id)
+    given = [f is not None for f in flags]
+    if any(given) and not all(given):
+        raise ConfigError(
+            "--coordinator, --num_processes and --process_id go together "
+            f"(got coordinator={flags[0]}, num_processes={flags[1]}, "
+            f"process_id={flags[2]})"
+        )
+    if all(given) and not (flags[1] >= 1 and 0 <= flags[2] < flags[1]):
+        raise ConfigError(
+            f"--process_id {flags[2]} must lie in [0, --num_processes={flags[1]})"
+        )
+    from jaxcxai import parallel
+
+    return parallel.initialize_distributed(*flags)
 
 
 def _help_epilog(prog: str, spec: str | None) -> str | None:

@@ -37,6 +37,7 @@ _JAXCXAI_INPUT_ERRORS = {
     "WeightFileError",
     "MissingWeightsError",
     "NonFiniteLossError",
+    "DistributedInitError",
 }
 _OUR_MODULES = ("jaxcxai", "configs", "train", "eval", "_jaxcxai_config", "__main__")
 

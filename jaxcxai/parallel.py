@@ -39,6 +39,8 @@ __all__ = [
     "data_sharding",
     "replicated_sharding",
     "shard_batch",
+    "shard_global_batch",
+    "to_host",
     "replicate",
     "host_slice",
     "check_batch_size",
@@ -155,6 +157,40 @@ def shard_batch(tree: Any, mesh: Mesh) -> Any:
         return jax.make_array_from_process_local_data(sharding, x, global_shape)
 
     return jax.tree.map(put, tree)
+
+
+def shard_global_batch(tree: Any, mesh: Mesh) -> Any:
+    """`shard_batch` for a batch that every host holds in full.
+
+    Each host keeps its `host_slice` of the leading axis, so the assembled
+    global array is the batch itself, whatever the process count (on one
+    host this is `shard_batch`).
+    """
+    nproc = jax.process_count()
+    if nproc == 1:
+        return shard_batch(tree, mesh)
+    part = lambda x: np.asarray(x)[host_slice(np.shape(x)[0])]
+    return shard_batch(jax.tree.map(part, tree), mesh)
+
+
+def to_host(tree: Any) -> Any:
+    """Leaves as NumPy arrays holding the global values on every host.
+
+    A leaf split across processes (e.g. the output of a step over a mesh
+    that spans hosts) is gathered first; `np.asarray` alone cannot fetch
+    the shards another host holds.
+    """
+
+    def get(x):
+        if isinstance(x, jax.Array) and not (
+            x.is_fully_addressable or x.is_fully_replicated
+        ):
+            from jax.experimental import multihost_utils
+
+            x = multihost_utils.process_allgather(x, tiled=True)
+        return np.asarray(x)
+
+    return jax.tree.map(get, tree)
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:

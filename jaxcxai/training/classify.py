@@ -127,10 +127,10 @@ def predict(
         pad = batch_size - len(chunk)
         if pad:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
-        if mesh is not None:
-            chunk = parallel.shard_batch(chunk, mesh)
+        if mesh is not None:  # on several hosts: each feeds its share
+            chunk = parallel.shard_global_batch(chunk, mesh)
         logits = _logits(apply_fn, preprocess_fn, variables, chunk)
-        outs.append(np.asarray(logits)[: batch_size - pad])
+        outs.append(parallel.to_host(logits)[: batch_size - pad])
     return np.concatenate(outs)
 
 
