@@ -37,7 +37,8 @@ BENCHMARKS = {
     ),
     "backbone_throughput": (
         "eval.benches.backbone_throughput",
-        "images/s per backbone at 224x224, forward and input-gradient (vs PyTorch)",
+        "forward images/s at 224 px, MobileNetV2 and ResNet-18 at batch 64 and "
+        "256, float32 (bfloat16 too) vs eager PyTorch with the same weights",
     ),
     "map_eval": (
         "eval.benches.map_eval",
