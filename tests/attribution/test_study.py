@@ -22,7 +22,7 @@ import pytest
 from scipy import stats as sps
 from skimage.metrics import structural_similarity
 
-from configs import classifier, cli
+from configs import cli
 from configs import explain as explain_config
 from eval import explain as eval_explain
 from eval.stages import explain as stage_explain
@@ -31,18 +31,16 @@ from jaxcxai.data import synthaerial
 from jaxcxai.metrics.explanations import randomize_layers
 from jaxcxai.training.backbone import load_trained
 from tests.paths import CONFIGS
-from train.classifier import train_and_evaluate
 
 CONFIG = os.path.join(CONFIGS, "explain.py")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def backbone(tmp_path_factory):
+def backbone(tmp_path_factory, tiny_backbone):
     """A main-job-like workdir holding backbones/small_cnn (tiny, 30 steps)."""
     root = tmp_path_factory.mktemp("job")
-    cfg = classifier.get_config("small_cnn_tiny")
-    train_and_evaluate(cfg, str(root / "backbones" / "small_cnn"), progress=False)
+    tiny_backbone(root / "backbones" / "small_cnn")
     return root
 
 

@@ -17,13 +17,11 @@ import numpy as np
 import pytest
 
 from configs import background as background_config
-from configs import classifier
 from eval import background as eval_background
 from eval.stages import background as stage_background
 from jaxcxai.concepts.background import bias, report, study
 from jaxcxai.training.backbone import load_trained
 from tests.paths import CONFIGS
-from train.classifier import train_and_evaluate
 
 CONFIG = os.path.join(CONFIGS, "background.py")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -31,14 +29,11 @@ FIGURES = ("background_iou.png", "sample_views.png")
 
 
 @pytest.fixture(scope="module")
-def job_dir(tmp_path_factory):
+def job_dir(tmp_path_factory, tiny_backbone):
     """A main-job-like workdir holding backbones/small_cnn (tiny, 10 steps:
     the checks recompute what the study reports, whatever the accuracy)."""
     root = tmp_path_factory.mktemp("job")
-    cfg = classifier.get_config("small_cnn_tiny")
-    cfg.data.num_train, cfg.data.num_test = 64, 32
-    cfg.train.steps, cfg.train.checkpoint_every, cfg.train.log_every = 10, 10, 5
-    train_and_evaluate(cfg, str(root / "backbones" / "small_cnn"), progress=False)
+    tiny_backbone(root / "backbones" / "small_cnn", "small_cnn_tiny_10")
     return root
 
 

@@ -15,25 +15,21 @@ import os
 import numpy as np
 import pytest
 
-from configs import classifier
 from configs import compare as compare_config
 from eval import compare as eval_compare
 from eval.stages import comparison as stage_comparison
 from jaxcxai.concepts.comparison import report, study
 from tests.paths import CONFIGS
-from train.classifier import train_and_evaluate
 
 CONFIG = os.path.join(CONFIGS, "compare.py")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def backbone(tmp_path_factory):
+def backbone(tmp_path_factory, tiny_backbone):
     """A tiny trained small_cnn (30 steps on 32 x 32 scenes)."""
     root = tmp_path_factory.mktemp("job")
-    cfg = classifier.get_config("small_cnn_tiny")
-    train_and_evaluate(cfg, str(root / "small_cnn"), progress=False)
-    return root / "small_cnn"
+    return tiny_backbone(root / "small_cnn")
 
 
 def _iou(a, b):

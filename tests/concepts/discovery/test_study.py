@@ -19,7 +19,6 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 from skimage.transform import resize
 
-from configs import classifier
 from configs import discover as discover_config
 from eval import discover as eval_discover
 from eval.stages import discovery as stage_discovery
@@ -27,18 +26,16 @@ from jaxcxai.concepts.discovery import evaluation, quality, study
 from jaxcxai.data import synthaerial
 from jaxcxai.training.backbone import load_trained
 from tests.paths import CONFIGS
-from train.classifier import train_and_evaluate
 
 CONFIG = os.path.join(CONFIGS, "discover.py")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def job_dir(tmp_path_factory):
+def job_dir(tmp_path_factory, tiny_backbone):
     """A main-job-like workdir holding backbones/small_cnn (tiny, 30 steps)."""
     root = tmp_path_factory.mktemp("job")
-    cfg = classifier.get_config("small_cnn_tiny")
-    train_and_evaluate(cfg, str(root / "backbones" / "small_cnn"), progress=False)
+    tiny_backbone(root / "backbones" / "small_cnn")
     return root
 
 

@@ -11,7 +11,6 @@ import os
 import numpy as np
 import pytest
 
-from configs import classifier
 from configs import loce as loce_config
 from eval import loce as eval_loce
 from eval.stages import loce as stage_loce
@@ -24,17 +23,15 @@ from jaxcxai.data.resample import interpolation_matrix
 from jaxcxai.training.backbone import load_trained
 from tests.paths import CONFIGS
 from train import loce as train_loce
-from train.classifier import train_and_evaluate
 
 CONFIG = os.path.join(CONFIGS, "loce.py")
 
 
 @pytest.fixture(scope="module")
-def job_dir(tmp_path_factory):
+def job_dir(tmp_path_factory, tiny_backbone):
     """A main-job-like workdir holding backbones/small_cnn (tiny, 30 steps)."""
     root = tmp_path_factory.mktemp("job")
-    cfg = classifier.get_config("small_cnn_tiny")
-    train_and_evaluate(cfg, str(root / "backbones" / "small_cnn"), progress=False)
+    tiny_backbone(root / "backbones" / "small_cnn")
     return root
 
 

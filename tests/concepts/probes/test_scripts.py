@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 from scipy import stats as sps
 
-from configs import classifier, cli
+from configs import cli
 from configs import probes as probes_config
 from eval import concepts as eval_concepts
 from eval.stages import probes as stage_probes
@@ -32,18 +32,16 @@ from jaxcxai.models.zoo import get_model
 from jaxcxai.training.backbone import load_trained
 from tests.paths import CONFIGS
 from train import probes as train_probes
-from train.classifier import train_and_evaluate
 
 CONFIG = os.path.join(CONFIGS, "probes.py")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def job_dir(tmp_path_factory):
+def job_dir(tmp_path_factory, tiny_backbone):
     """A main-job-like workdir holding backbones/small_cnn (tiny, 30 steps)."""
     root = tmp_path_factory.mktemp("job")
-    cfg = classifier.get_config("small_cnn_tiny")
-    train_and_evaluate(cfg, str(root / "backbones" / "small_cnn"), progress=False)
+    tiny_backbone(root / "backbones" / "small_cnn")
     return root
 
 

@@ -17,7 +17,6 @@ import jax
 import numpy as np
 import pytest
 
-from configs import classifier
 from configs import stability as stability_config
 from eval import stability as eval_stability
 from eval.stages import stability as stage_stability
@@ -27,7 +26,6 @@ from jaxcxai.data import synthaerial
 from jaxcxai.training.backbone import load_trained
 from tests.concepts.stability.nets import C, H, W, net, x_of
 from tests.paths import CONFIGS
-from train.classifier import train_and_evaluate
 
 CONFIG = os.path.join(CONFIGS, "stability.py")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -36,14 +34,11 @@ FIGURES = ("retrieval_vs_layer.png", "consistency_vs_samples.png",
 
 
 @pytest.fixture(scope="module")
-def job_dir(tmp_path_factory):
+def job_dir(tmp_path_factory, tiny_backbone):
     """A main-job-like workdir holding backbones/small_cnn (tiny, 10 steps:
     the checks recompute what the study reports, whatever the accuracy)."""
     root = tmp_path_factory.mktemp("job")
-    cfg = classifier.get_config("small_cnn_tiny")
-    cfg.data.num_train, cfg.data.num_test = 64, 32
-    cfg.train.steps, cfg.train.checkpoint_every, cfg.train.log_every = 10, 10, 5
-    train_and_evaluate(cfg, str(root / "backbones" / "small_cnn"), progress=False)
+    tiny_backbone(root / "backbones" / "small_cnn", "small_cnn_tiny_10")
     return root
 
 
