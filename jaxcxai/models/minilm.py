@@ -8,7 +8,9 @@ DUCH reference's ``captions_embed.py``).
 
 The linen network and poolings live in ``minilm_model``, the weight loading in
 ``minilm_weights``; both are re-exported here. This module holds the
-tokenising, shape-bucketed ``TextEncoder``.
+tokenising, shape-bucketed ``TextEncoder``, data-parallel over a mesh (by
+default every host's devices: on several ``jax.distributed`` hosts each host
+feeds its ``parallel.host_slice`` of every batch and gets every embedding).
 
 Example:
     >>> enc = TextEncoder()                                # doctest: +SKIP
@@ -20,7 +22,9 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
+from jaxcxai import parallel
 from jaxcxai.models.minilm_model import POOLINGS as POOLINGS
 from jaxcxai.models.minilm_model import MiniLM as MiniLM
 from jaxcxai.models.minilm_model import _BertLayer as _BertLayer
@@ -49,9 +53,25 @@ class TextEncoder:
     padded length; it therefore uses one fixed length (``max_length``, default
     64 as in the reference) unless ``buckets`` is given explicitly.
 
+    Batches are split over the ``data`` axis of ``mesh`` (rows rounded up to
+    a multiple of its size). On several hosts (a mesh over every process's
+    devices) every host calls ``encode`` with the same sentences: each
+    tokenizes them all (for the common length order and buckets), feeds
+    only its ``parallel.host_slice`` of every batch, and gets the complete
+    embeddings back (gathered per batch).
+
     Float32 matmuls follow JAX's default precision; on GPUs that may use TF32,
     so run under ``jax.default_matmul_precision("highest")`` when bit-level
     agreement with the torch reference (1e-5) matters.
+
+    Args:
+        path: the weights' directory (default: the installed package's).
+        pooling: one of ``POOLINGS``.
+        max_length: token limit (default 64 for ``"duch"``, else 256).
+        buckets: padded lengths (default: powers of two up to max_length).
+        batch_size: rows per jitted call.
+        mesh: mesh with a ``data`` axis (default ``parallel.make_mesh()``:
+            every host's devices); parameters are replicated over it.
     """
 
     def __init__(
@@ -62,12 +82,16 @@ class TextEncoder:
         max_length: int | None = None,
         buckets: tuple[int, ...] | None = None,
         batch_size: int = 64,
+        mesh: jax.sharding.Mesh | None = None,
     ):
         from tokenizers import Tokenizer
 
         path = Path(path) if path is not None else model_dir()
         self.model, params = load_minilm(path, pooling)
-        self.params = jax.device_put(params)
+        self.mesh = parallel.make_mesh() if mesh is None else mesh
+        self.params = parallel.replicate(params, self.mesh)
+        procs = {d.process_index for d in self.mesh.devices.flat}
+        self._multihost = len(procs) > 1
         if max_length is None:
             max_length = 64 if pooling == "duch" else 256
         if not 0 < max_length <= self.model.max_position:
@@ -131,17 +155,33 @@ class TextEncoder:
         ids, mask = self.tokenize(texts, self.max_length)
         out = np.zeros((len(ids), self.model.hidden_size), np.float32)
         order = np.argsort(mask.sum(1), kind="stable")
+        n_dev = self.mesh.shape[parallel.DATA_AXIS]
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             longest = int(mask[rows].sum(1).max())
             length = next(b for b in self.buckets if b >= longest)
-            # Full batches use batch_size rows; the tail rounds up to a power of 2.
+            # Full batches use batch_size rows; the tail rounds up to a power of
+            # 2; both round up to whole rows per device.
             n = min(batch_size, 1 << (len(rows) - 1).bit_length())
+            n = -(-n // n_dev) * n_dev
             b_ids = np.zeros((n, length), np.int32)
             b_mask = np.zeros((n, length), np.int32)
             b_ids[: len(rows)] = ids[rows, :length]
             b_mask[: len(rows)] = mask[rows, :length]
-            out[rows] = np.asarray(self._forward(self.params, b_ids, b_mask))[
-                : len(rows)
-            ]
+            out[rows] = self._run(b_ids, b_mask)[: len(rows)]
         return out
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """(n, hidden) embeddings of one padded global batch, on every host.
+
+        Args:
+            ids, mask: (n, length) int32, the global batch (n a multiple of
+                the mesh's ``data`` size); each host feeds its host_slice.
+        """
+        if not self._multihost:
+            batch = jax.device_put((ids, mask), parallel.data_sharding(self.mesh))
+            return np.asarray(self._forward(self.params, *batch))
+        rows = parallel.host_slice(len(ids))
+        batch = parallel.shard_batch((ids[rows], mask[rows]), self.mesh)
+        emb = self._forward(self.params, *batch)
+        return np.asarray(multihost_utils.process_allgather(emb, tiled=True))
