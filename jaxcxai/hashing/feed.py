@@ -128,9 +128,13 @@ def epoch_batches(num: int, batch_size: int, seed: int, epoch: int) -> list:
 def place_batch(batch: dict, mesh) -> dict:
     """Shards the batch over the mesh's `data` axis, or replicates it when
     its size does not divide (the remainder batch): the step works on the
-    global batch either way, so the result is the same."""
+    global batch either way, so the result is the same.
+
+    Every host passes the same global batch; when it is sharded, each host
+    feeds only its `host_slice` of the rows (on one host: all of them).
+    """
     if _shardable(len(batch["idx"]), mesh):
-        return parallel.shard_batch(batch, mesh)
+        return parallel.shard_global_batch(batch, mesh)
     return parallel.replicate(batch, mesh)
 
 

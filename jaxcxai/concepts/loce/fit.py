@@ -208,6 +208,8 @@ def fit_sharded(
 
     N need not divide by the device count: the batch is padded with zero
     samples (whose fit is discarded) and the result is returned unpadded.
+    On several hosts every host passes the same global arrays and feeds its
+    `host_slice` of them to the mesh.
 
     Returns:
       (N, C) LoCEs, as a `jax.Array` sharded over `data` (padding removed).
@@ -223,10 +225,16 @@ def fit_sharded(
     if pad:
         widths = lambda x: [(0, pad)] + [(0, 0)] * (x.ndim - 1)
         acts, targets, alphas = (np.pad(x, widths(x)) for x in (acts, targets, alphas))
-    args = parallel.shard_batch((acts, targets, alphas), mesh)
+    # Every host holds the global arrays; each feeds only its rows (several
+    # hosts: `shard_batch` assembles the global array from per-host parts).
+    rows = parallel.host_slice(n + pad)
+    args = parallel.shard_batch((acts[rows], targets[rows], alphas[rows]), mesh)
     keys = _keys(key, n + pad, config)
     if keys is not None:
-        args = args + (jax.device_put(keys, parallel.data_sharding(mesh)),)
+        # Key arrays cannot be placed on other hosts' devices: place the data.
+        data = parallel.shard_batch(np.asarray(jax.random.key_data(keys))[rows], mesh)
+        impl = jax.random.key_impl(keys)
+        args = args + (jax.random.wrap_key_data(data, impl=impl),)
     mb = default_micro_batch() if micro_batch == "auto" else micro_batch
     out = _sharded_fn(config, mesh, keys is not None, mb)(*args)
     return out[:n]
@@ -256,7 +264,7 @@ def fit_chunks(
                     )
             except NonFiniteError as e:  # say which chunk (and layer)
                 raise NonFiniteError(f"{where}{e.name}", e.count, e.size) from None
-            return np.asarray(out)
+            return parallel.to_host(out)  # rows may span several hosts
 
         if isinstance(acts, Mapping):
             yield {

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from jaxcxai import parallel
 from jaxcxai.checks import NonFiniteError, check_fingerprint, fingerprint_record
 from jaxcxai.concepts.loce import fit as loce
 from jaxcxai.concepts.loce import projection
@@ -168,7 +169,7 @@ def _fit_chunk(chunk: LoceChunk, config, mesh, key, with_projections) -> dict:
                 v = loce.fit_sharded(a, t, config=config, mesh=mesh, key=key)
         except NonFiniteError as e:  # name the chunk's layer
             raise NonFiniteError(f"layer {name!r} {e.name}", e.count, e.size) from None
-        v = np.asarray(v)
+        v = parallel.to_host(v)  # gathered: the rows may span several hosts
         grid = t.shape[-2:]
         z = jax.vmap(
             lambda v_, a_, g=grid: projection.logits(v_, a_, g, mode=config.interp)

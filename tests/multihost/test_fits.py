@@ -1,0 +1,165 @@
+"""Bulk probes, LoCE and DUCH: two processes x 4 devices equal one x 8.
+
+Each worker of `workers_fits` runs in both layouts (one `harness.run_jobs`
+launch per layout, so the processes start twice in all):
+
+* a bulk Net2Vec fit (3 planted concepts x 2 runs, AdamW) with every
+  minibatch sharded over the 8-device mesh;
+* bulk CAV fits and a TCAV run, the random runs split over the mesh;
+* per-sample LoCE fits sharded over the mesh, directly and into a store;
+* one DUCH epoch (train steps and `epoch_end`) over the global batch.
+
+Every host passes the same global inputs; the APIs lay them out over all
+hosts' devices. Every host must also return bitwise the same gathered values.
+
+Tolerances (see `test_equal` for the reasoning). Where each device runs the
+same program on the same rows and nothing is reduced across devices, the
+layouts agree bit for bit: the LoCE fits (each device fits its own 2
+samples, no communication) and everything computed from them. Where partial sums cross
+devices (the Net2Vec and DUCH gradients, BatchNorm moments, the CAV fits'
+common centring shift), the order of the float32 additions differs between
+XLA's in-process all-reduce and gloo across processes, so values differ in
+the last bits: each array is compared relative to its own scale,
+|a - b| <= REL * max|b|. REL = 1e-5 allows the last-bit differences to grow
+over a few optimizer steps (observed at most 9.4e-7, the CAV directions
+after 50 L-BFGS iterations; Net2Vec 1.5e-7); a host feeding the
+wrong rows or a missing cross-host reduction moves values by 1e-3 of the
+scale or more. Two DUCH arrays are ill-conditioned: the discriminator's
+first bias feeds a BatchNorm, which cancels it, so its gradient is zero up to
+rounding and Adam turns that noise into steps of up to the learning rate
+(observed: 3e-4 apart after 2 steps); it and the BatchNorm running mean it
+shifts are compared to within two Adam steps per update (opposite signs).
+Everything else in DUCH agrees to 1e-6 of its scale. Integer-valued results
+(target codes, TCAV scores as counts of signs) are compared exactly.
+"""
+
+import numpy as np
+import pytest
+
+from tests.multihost import harness
+
+WORKERS = "tests.multihost.workers_fits"
+ONE = {"num_processes": 1, "devices_per_process": 8}
+TWO = {"num_processes": 2, "devices_per_process": 4}
+REL = 1e-5  # of each array's max |value|; see the module docstring
+
+NET2VEC = {"seed": 0, "n": 64, "channels": 16, "concepts": 3, "runs": 2,
+           "epochs": 3, "batch_size": 16}  # fmt: skip
+CAVS = {"seed": 0, "concepts": 3, "randoms": 6, "n": 10, "dim": 32, "num_class": 4}
+LOCE = {"seed": 0, "n": 12, "channels": 16, "grid": 16, "steps": 20}
+DUCH = {"seed": 0, "num_train": 32, "batch_size": 16, "bits": 16, "hidden": 32,
+        "image_dim": 24, "text_dim": 20}  # fmt: skip
+# Arrays driven by rounding noise (module docstring). The discriminator's
+# Adam (lr = DuchHyper.disc_lr = 1e-4, b1 = 0.5, b2 = 0.9) moves a coordinate
+# by at most 1.04 lr per update in the first two steps (sqrt(sum a_i^2 / b_i)
+# of the bias-corrected moment weights), one update per DUCH step; two runs
+# whose noise has opposite signs drift apart by up to twice that.
+DUCH_NOISY = ("params/disc/fc1/dense/bias", "batch_stats/disc/bn/mean")
+DUCH_NOISY_ATOL_PER_STEP = 2 * 1.04 * 1e-4
+
+
+def _run(jobs, layout):
+    """Runs `(worker name, args)` jobs in one launch of `layout`; returns each
+    job's result (process 0's, after checking the other hosts agree)."""
+    jobs = [(f"{WORKERS}:{fn}", args) for fn, args in jobs]
+    out = []
+    for results in harness.run_jobs(jobs, timeout_s=240, **layout):
+        # Every host gathered the same global values: bitwise equal copies.
+        for other in results[1:]:
+            assert other.keys() == results[0].keys()
+            for key in results[0]:
+                np.testing.assert_array_equal(other[key], results[0][key], key)
+        out.append(results[0])
+    return out
+
+
+def _close(a, b, key, rel=REL):
+    """`a` within `rel` of `b`'s scale (max |b|)."""
+    atol = rel * float(np.abs(b).max())
+    np.testing.assert_allclose(a, b, rtol=0, atol=atol, err_msg=key)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Every worker, in one launch per layout (each its own store folder)."""
+    store = tmp_path_factory.mktemp("loce_store")
+    names = ("net2vec_fit", "cav_fits", "loce_fit", "duch_epoch")
+
+    def jobs(layout):
+        args = (NET2VEC, CAVS, dict(LOCE, store_dir=str(store / layout)), DUCH)
+        return list(zip(names, args))
+
+    one = _run(jobs("one"), ONE)
+    two = _run(jobs("two"), TWO)
+    return {name: (o, t) for name, o, t in zip(names, one, two)}
+
+
+def test_net2vec_bulk_fit_two_hosts_equals_one_host(runs):
+    one, two = runs["net2vec_fit"]
+    k, r, c = NET2VEC["concepts"], NET2VEC["runs"], NET2VEC["channels"]
+    assert one["w"].shape == (k, r, c) and one["b"].shape == (k, r)
+    steps = NET2VEC["epochs"] * NET2VEC["n"] // NET2VEC["batch_size"]
+    assert one["loss"].shape == (steps,)
+    for key in ("w", "b", "loss"):
+        _close(two[key], one[key], key)
+    # Not a trivial fit: every probe learned its planted concept (chance:
+    # 0.5), on the same pixels in both layouts.
+    assert one["loss"][-1] < 0.5 * one["loss"][0]
+    assert one["acc"].min() > 0.75
+    _close(two["acc"], one["acc"], "acc")
+
+
+def test_cav_fits_and_tcav_two_hosts_equal_one_host(runs):
+    one, two = runs["cav_fits"]
+    k, r, d = CAVS["concepts"], CAVS["randoms"], CAVS["dim"]
+    assert one["cavs/weight"].shape == (k, r, d)
+    assert one["cavs/bias"].shape == (k, r)
+    for key in ("cavs/direction", "cavs/weight", "cavs/bias"):
+        _close(two[key], one[key], key)
+    # Scores count signs of derivatives (none near 0 here): exactly equal,
+    # and so are the significance values the same NumPy code derives.
+    tcav_keys = sorted(k for k in one if k.startswith("tcav/"))
+    assert {"tcav/scores", "tcav/random_scores"} <= set(tcav_keys)
+    for key in tcav_keys:
+        np.testing.assert_array_equal(two[key], one[key], err_msg=key)
+    assert one["tcav/scores"].shape == (k, r)
+    assert one["tcav/random_scores"].shape == (r - 1,)
+    # The concept clouds are shifted: every CAV separates its concept from
+    # its random set (training accuracy, NumPy on the gathered weights).
+    assert one["cavs/acc"].min() > 0.9
+    np.testing.assert_array_equal(two["cavs/acc"], one["cavs/acc"])
+
+
+def test_loce_fits_two_hosts_equal_one_host_exactly(runs):
+    one, two = runs["loce_fit"]
+    assert one["loce"].shape == (LOCE["n"], LOCE["channels"])
+    for key in ("loce", "store/loce", "store/iou"):
+        np.testing.assert_array_equal(two[key], one[key], err_msg=key)
+    # The store fits chunk i with fold_in(key, i), fit_sharded with key:
+    # different inits, so only the shapes and the fit quality are shared.
+    assert one["store/loce"].shape == one["loce"].shape
+    # The fits reconstruct the planted soft masks (not a degenerate fit).
+    assert one["store/iou"].mean() > 0.3 and one["store/iou"].min() > 0.15
+    assert np.abs(one["loce"]).max() > 0.1
+
+
+def test_duch_epoch_two_hosts_equals_one_host(runs):
+    one, two = runs["duch_epoch"]
+    steps = DUCH["num_train"] // DUCH["batch_size"]
+    assert one["loss"].shape == (steps,)
+    keys = sorted(k for k in one if k.startswith(("params/", "batch_stats/")))
+    assert len(keys) > 20 and set(DUCH_NOISY) <= set(keys)
+    for key in keys + ["loss"]:
+        if key == "batch_stats/codes/target":
+            np.testing.assert_array_equal(two[key], one[key], err_msg=key)
+        elif key in DUCH_NOISY:
+            atol = DUCH_NOISY_ATOL_PER_STEP * steps
+            np.testing.assert_allclose(
+                two[key], one[key], rtol=0, atol=atol, err_msg=key
+            )
+        else:
+            _close(two[key], one[key], key)
+    # Every training row's buffers were written once (the epoch covers all
+    # rows), and the target codes are signs.
+    assert (np.abs(one["batch_stats/codes/img1"]).min(axis=1) > 0).all()
+    assert set(np.unique(one["batch_stats/codes/target"])) <= {-1.0, 1.0}
