@@ -135,6 +135,9 @@ def test_loce_fits_two_hosts_equal_one_host_exactly(runs):
     assert one["loce"].shape == (LOCE["n"], LOCE["channels"])
     for key in ("loce", "store/loce", "store/iou"):
         np.testing.assert_array_equal(two[key], one[key], err_msg=key)
+    # Two hosts shared one store directory: process 0 wrote it, both read
+    # the consolidated results, and nothing else is left there.
+    assert list(two["store/files"]) == ["meta.json", "results.npz"]
     # The store fits chunk i with fold_in(key, i), fit_sharded with key:
     # different inits, so only the shapes and the fit quality are shared.
     assert one["store/loce"].shape == one["loce"].shape

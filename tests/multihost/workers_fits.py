@@ -150,8 +150,9 @@ def loce_fit(args: dict) -> dict[str, np.ndarray]:
     N (not a multiple of 8) samples, random normal init (one key per
     sample). `fit_sharded` pads to the shard count and shards the samples
     over all hosts' devices; `fit_to_store` fits them again the same way (as
-    one chunk), computes the IoUs and consolidates the store in a
-    per-process directory (`store_dir/process_i`).
+    one chunk), computes the IoUs and consolidates the store in one
+    directory shared by the hosts (process 0 writes it; every host reads
+    the consolidated results back).
 
     Args:
       args: `seed`, `n`, `channels`, `grid`, `steps`, `store_dir`; optional
@@ -170,12 +171,14 @@ def loce_fit(args: dict) -> dict[str, np.ndarray]:
     # One chunk of all N: the same shapes as above, so the fit's compiled
     # program is reused (the key differs: chunk 0 uses fold_in(key, 0)).
     chunks = [(acts, targets)]
-    directory = os.path.join(args["store_dir"], f"process_{jax.process_index()}")
+    directory = args["store_dir"]
     results = loce.store.fit_to_store(
         chunks, directory, config=config, mesh=mesh, key=key
     )
     out["store/loce"] = results.layers["layer"]["loce"]
     out["store/iou"] = results.layers["layer"]["iou"]
+    # Only the consolidated store is left: no part or temporary files.
+    out["store/files"] = np.asarray(sorted(os.listdir(directory)))
     return out
 
 

@@ -226,7 +226,6 @@ def fit_to_store(
         (names the chunk, the layer and the count).
     """
     meta_path = os.path.join(directory, "meta.json")
-    parts = os.path.join(directory, "parts")
     inputs = {
         "config": dataclasses.asdict(config),
         "with_projections": with_projections,
@@ -242,10 +241,42 @@ def fit_to_store(
             what=f"LoCE store {directory}", fresh=f"delete {directory}",
         )  # fmt: skip
         meta = old
+    # Several hosts share `directory`: each fits every chunk with the others
+    # (the mesh spans them) but process 0 alone writes. Every host must have
+    # read meta.json before process 0 changes it, so all start at one chunk.
+    writer = jax.process_index() == 0
+    _barrier("loce_store_read")
+    if not writer:
+        if meta.get("finished"):
+            return load_results(directory)
+        _fit_chunks(chunks, directory, meta, config, mesh, key, with_projections, False)
+        _barrier("loce_store_done")
+        return load_results(directory)
     _remove_orphans(directory, meta)
     if meta.get("finished"):
         return load_results(directory)
-    os.makedirs(parts, exist_ok=True)
+    results = _fit_chunks(
+        chunks, directory, meta, config, mesh, key, with_projections, True
+    )
+    _barrier("loce_store_done")
+    return results
+
+
+def _barrier(name: str) -> None:
+    """Waits for every host (a no-op on one)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def _fit_chunks(chunks, directory, meta, config, mesh, key, with_projections, write):
+    """Fits the chunks after `meta["chunks_done"]`; with `write` stores each
+    and consolidates (process 0), else only takes part in the fits."""
+    meta_path = os.path.join(directory, "meta.json")
+    parts = os.path.join(directory, "parts")
+    if write:
+        os.makedirs(parts, exist_ok=True)
     start = meta["chunks_done"]
     stream = (
         chunks(start) if callable(chunks) else itertools.islice(chunks, start, None)
@@ -257,6 +288,8 @@ def fit_to_store(
             layers = _fit_chunk(chunk, config, mesh, k, with_projections)
         except NonFiniteError as e:
             raise NonFiniteError(f"chunk {i} {e.name}", e.count, e.size) from None
+        if not write:
+            continue
         n = next(iter(layers.values()))["loce"].shape[0]
         arrays = _flat(layers, _index_columns(chunk.index, n))
         _atomic_write(
@@ -265,6 +298,8 @@ def fit_to_store(
         )
         meta["chunks_done"] = i + 1
         _write_json(meta_path, meta)
+    if not write:
+        return None
     results = _consolidate(parts, meta["chunks_done"], meta)
     save_results(directory, results)
     shutil.rmtree(parts, ignore_errors=True)
