@@ -36,12 +36,12 @@ returns, on device and fetched with the batch, and raises
 ``jaxcxai.checks.NonFiniteError`` naming the entry, the count and the images,
 so a broken backbone's NaNs never reach a cache or a method.
 
-The cache reader and writers live in ``jaxcxai.feature_cache``; this module
-holds the extraction loop and the batching of the input.
+The cache reader and writers live in ``jaxcxai.feature_cache``, the
+batching of the input over hosts in ``jaxcxai.feature_batches``; this module
+holds the extraction loop.
 """
 
 import dataclasses
-import functools
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -49,13 +49,13 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
 from jaxcxai import checks, parallel
+from jaxcxai import feature_batches as fb
 from jaxcxai.checks import NonFiniteError
 from jaxcxai.feature_cache import FeatureCache as FeatureCache
-from jaxcxai.feature_cache import _CacheWriter, _Hosts, _MemoryWriter
+from jaxcxai.feature_cache import _CacheWriter, _MemoryWriter
 from jaxcxai.feature_cache import pooled_name as pooled_name
 
 __all__ = [
@@ -80,145 +80,6 @@ def backbone_fingerprint(net) -> dict:
     """
     return {"weights": checks.fingerprint(net.variables),
             "meta": dataclasses.asdict(net.meta)}  # fmt: skip
-
-
-def _check_shape(x, what: str) -> None:
-    """Raises unless ``x`` is shaped (N, H, W, C); reads none of its data."""
-    shape = tuple(getattr(x, "shape", ()))
-    if len(shape) != 4:
-        raise ValueError(
-            f"{what} must be a 4-D batch of images (N, H, W, C); got {shape}"
-        )
-
-
-def _check_batch(x, what: str) -> np.ndarray:
-    _check_shape(x, what)
-    return np.asarray(x)
-
-
-class _DistributedHosts(_Hosts):
-    """Every `jax.distributed` process, for the cache writer."""
-
-    def __init__(self):
-        self.index, self.count = jax.process_index(), jax.process_count()
-
-    def sync(self, name: str) -> None:
-        multihost_utils.sync_global_devices(name)
-
-    def allgather(self, values) -> np.ndarray:
-        mine = np.asarray(values, np.int64)
-        return np.asarray(multihost_utils.process_allgather(mine))
-
-
-@functools.cache
-def _replicator(mesh: jax.sharding.Mesh) -> Callable:
-    """Jitted identity that makes a pytree fully replicated over ``mesh``.
-
-    One all-gather program per batch's tree of outputs (what
-    ``multihost_utils.process_allgather`` does leaf by leaf, one program
-    each); cached per mesh so repeated extractions reuse its compilations.
-    """
-    return jax.jit(lambda tree: tree, out_shardings=parallel.replicated_sharding(mesh))
-
-
-def _gather_to_every_host(tree, mesh: jax.sharding.Mesh):
-    """NumPy copies of a pytree of (cross-host) arrays, the same on every host."""
-    full = _replicator(mesh)(tree)
-    return jax.tree.map(lambda a: np.asarray(a.addressable_data(0)), full)
-
-
-def _mesh_processes(mesh: jax.sharding.Mesh) -> int:
-    """How many processes `mesh` spans; a multi-host mesh must span all.
-
-    Raises:
-      ValueError: the mesh spans several processes but not every one.
-    """
-    procs = {d.process_index for d in mesh.devices.flat}
-    if len(procs) > 1 and len(procs) != jax.process_count():
-        raise ValueError(
-            f"the mesh spans processes {sorted(procs)} of {jax.process_count()}; "
-            "a multi-host mesh must include devices of every process"
-        )
-    return len(procs)
-
-
-def _host_rows(
-    images, start: int, batch_size: int, n_dev: int, nproc: int
-) -> Iterator[tuple[np.ndarray, int, int]]:
-    """This host's rows of each global batch of an array-like, read lazily.
-
-    The global batch of ``b`` real rows is zero-padded to ``padded``, a
-    multiple of the device count, and the host reads only the real rows of
-    its ``host_slice(padded)`` (none, for a host whose slice is padding).
-
-    Yields:
-      ``(x, b, num_real)``: x (padded / nproc, H, W, C), the global batch's
-      real size, and how many of x's rows are real (the first ones).
-    """
-    num = images.shape[0]
-    dtype = getattr(images, "dtype", np.float32)
-    for i in range(start, num, batch_size):
-        b = min(batch_size, num - i)
-        padded = -(-b // n_dev) * n_dev
-        rows = _my_rows(padded, nproc)
-        lo, hi = rows.start, min(rows.stop, b)
-        if hi > lo:
-            x = np.asarray(images[i + lo : i + hi])
-        else:  # all padding: read nothing (h5py rejects empty selections)
-            x = np.zeros((0, *images.shape[1:]), dtype)
-        yield _pad(x, rows.stop - rows.start), b, max(hi - lo, 0)
-
-
-def _host_cut(
-    batches: Iterator[np.ndarray], n_dev: int, nproc: int
-) -> Iterator[tuple[np.ndarray, int, int]]:
-    """This host's slice of each (already read) global batch; as `_host_rows`."""
-    for x in batches:
-        b = len(x)
-        padded = -(-b // n_dev) * n_dev
-        rows = _my_rows(padded, nproc)
-        real = max(min(rows.stop, b) - rows.start, 0)
-        yield _pad(x[rows], rows.stop - rows.start), b, real
-
-
-def _my_rows(padded: int, nproc: int) -> slice:
-    """This host's rows of a padded global batch (all of them on a mesh
-    of this host's devices, whatever the process count)."""
-    if nproc == 1:
-        return slice(0, padded)
-    return parallel.host_slice(padded)
-
-
-def _pad(x: np.ndarray, n: int) -> np.ndarray:
-    """``x`` zero-padded along axis 0 to ``n`` rows."""
-    if len(x) == n:
-        return x
-    return np.concatenate([x, np.zeros((n - len(x), *x.shape[1:]), x.dtype)])
-
-
-def _iter_batches(
-    batches: Iterable, start: int, batch_size: int
-) -> Iterator[np.ndarray]:
-    """Re-cuts an iterable of batches into batch_size pieces, skipping ``start``."""
-    buf, n, skip, trailing = [], 0, start, None
-    for k, b in enumerate(batches):
-        b = _check_batch(b, f"batch {k} of the image iterable")
-        if trailing is None:
-            trailing = b.shape[1:]
-        elif b.shape[1:] != trailing:
-            raise ValueError(
-                f"batch {k} has example shape {b.shape[1:]}, expected {trailing}"
-            )
-        if skip:  # already cached by an earlier run: read but not recomputed
-            b, skip = b[skip:], max(0, skip - len(b))
-        buf.append(b)
-        n += len(b)
-        while n >= batch_size:
-            cat = np.concatenate(buf)
-            yield cat[:batch_size]
-            buf, n = [cat[batch_size:]], n - batch_size
-    if n:
-        yield np.concatenate(buf)
 
 
 def _make_step(apply_fn, layers, dtype, pool: bool, keep_acts: bool):
@@ -318,7 +179,7 @@ def extract(
         raise ValueError("nothing to extract: give layers and pool or keep_acts")
     mesh = parallel.make_mesh() if mesh is None else mesh
     n_dev = mesh.shape[parallel.DATA_AXIS]
-    nproc = _mesh_processes(mesh)
+    nproc = fb.mesh_processes(mesh)
     parallel.check_batch_size(batch_size, mesh)
     chunk_size = chunk_size or batch_size * max(1, 1024 // batch_size)
     if chunk_size % batch_size:
@@ -327,7 +188,7 @@ def extract(
         )
     is_array = hasattr(images, "shape") and hasattr(images, "__getitem__")
     if is_array:  # lazily sliced later: a host reads only its rows
-        _check_shape(images, "images")
+        fb.check_shape(images, "images")
     num = images.shape[0] if is_array else None
     config = {
         "layers": layers,
@@ -337,7 +198,7 @@ def extract(
         "chunk_size": chunk_size,
         "num_examples": num,
     }
-    hosts = _DistributedHosts() if nproc > 1 else None
+    hosts = fb.DistributedHosts() if nproc > 1 else None
     writer = (
         _CacheWriter(Path(cache_dir), config, fingerprint or {}, hosts)
         if cache_dir
@@ -354,8 +215,8 @@ def extract(
 
     def host_batches(start) -> Iterator[tuple[np.ndarray, int, int]]:
         if is_array:
-            return _host_rows(images, start, batch_size, n_dev, nproc)
-        return _host_cut(_iter_batches(images, start, batch_size), n_dev, nproc)
+            return fb.host_rows(images, start, batch_size, n_dev, nproc)
+        return fb.host_cut(fb.iter_batches(images, start, batch_size), n_dev, nproc)
 
     def put(x, real):
         real = np.arange(len(x)) < real
@@ -367,7 +228,7 @@ def extract(
         pulled = (
             jax.device_get(pending[0])
             if nproc == 1
-            else _gather_to_every_host(pending[0], mesh)
+            else fb.gather_to_every_host(pending[0], mesh)
         )
         (out, bad), b = pulled, pending[1]
         for k, count in bad.items():
