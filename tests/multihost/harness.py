@@ -48,8 +48,10 @@ __all__ = [
     "MultiProcessError",
     "ProcessTimeoutError",
     "free_port",
+    "run_agreed",
     "run_jobs",
     "run_processes",
+    "same_on_every_host",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -187,6 +189,26 @@ def run_jobs(
         raise _failure(names, failed, timeout_s, coordinator, procs, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def same_on_every_host(results: list[dict], skip=()) -> dict:
+    """Checks every process returned bit-identical values (apart from the
+    keys in `skip`); returns process 0's."""
+    for other in results[1:]:
+        assert other.keys() == results[0].keys()
+        for key in results[0]:
+            if key not in skip:
+                np.testing.assert_array_equal(other[key], results[0][key], key)
+    return results[0]
+
+
+def run_agreed(module: str, jobs, layout: dict, timeout_s: float) -> list[dict]:
+    """`run_jobs` of `(function name in module, args)` jobs in one launch of
+    `layout` (`num_processes`, `devices_per_process`); returns each job's
+    result after checking every host gathered the same global values."""
+    jobs = [(f"{module}:{fn}", args) for fn, args in jobs]
+    runs = run_jobs(jobs, timeout_s=timeout_s, **layout)
+    return [same_on_every_host(results) for results in runs]
 
 
 def _start(flags: dict, workdir: Path, i: int, devices: int) -> subprocess.Popen:

@@ -59,18 +59,8 @@ DUCH_NOISY_ATOL_PER_STEP = 2 * 1.04 * 1e-4
 
 
 def _run(jobs, layout):
-    """Runs `(worker name, args)` jobs in one launch of `layout`; returns each
-    job's result (process 0's, after checking the other hosts agree)."""
-    jobs = [(f"{WORKERS}:{fn}", args) for fn, args in jobs]
-    out = []
-    for results in harness.run_jobs(jobs, timeout_s=240, **layout):
-        # Every host gathered the same global values: bitwise equal copies.
-        for other in results[1:]:
-            assert other.keys() == results[0].keys()
-            for key in results[0]:
-                np.testing.assert_array_equal(other[key], results[0][key], key)
-        out.append(results[0])
-    return out
+    """Each job's result in one launch of `layout` (hosts checked equal)."""
+    return harness.run_agreed(WORKERS, jobs, layout, timeout_s=240)
 
 
 def _close(a, b, key, rel=REL):

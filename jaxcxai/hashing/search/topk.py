@@ -29,7 +29,6 @@ its `data` axis and jit inserts the cross-device reductions.
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -45,7 +44,7 @@ from jaxcxai.hashing.search.device import (
     select_on_device,
 )
 from jaxcxai.hashing.search.host import _select
-from jaxcxai.parallel import DATA_AXIS
+from jaxcxai.parallel import DATA_AXIS, to_host
 
 _CHUNK_BYTES = 1 << 26  # transient (C, Q) uint32 distance block per call
 _WORKSPACE_BYTES = 1 << 28  # group minima + candidates per query chunk
@@ -239,28 +238,19 @@ def hamming_topk(
                     np.asarray(i)[:m],
                 )
                 continue
+        # On a mesh over several hosts the bitmaps are split across them:
+        # every host gathers the whole and selects the same top-k.
         lt_bits, eq_bits = _bitmaps(minima, radius)
         out_d[s : s + m], out_i[s : s + m] = _select(
-            _host(radius)[:m],
-            _host(lt_bits)[:m],
-            _host(eq_bits)[:m],
+            to_host(radius)[:m],
+            to_host(lt_bits)[:m],
+            to_host(eq_bits)[:m],
             q_block,
             db_groups,
             n,
             k,
         )
     return out_d, out_i
-
-
-def _host(x) -> np.ndarray:
-    """`x` as a NumPy array on this host. On a mesh over several processes
-    the bitmaps are split across hosts: every host gathers the whole (each
-    then selects the same top-k, so all hosts return the same result)."""
-    if isinstance(x, jax.Array) and not (
-        x.is_fully_addressable or x.is_fully_replicated
-    ):
-        x = multihost_utils.process_allgather(x, tiled=True)
-    return np.asarray(x)
 
 
 def _placers(mesh, shard):
