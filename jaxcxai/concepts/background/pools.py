@@ -8,12 +8,13 @@ row, ready for `paste.make_views` (pools are built on the host, once).
   are SynthAerial's 8 families (`SCENE_GROUPS`); `PAPER_GROUPS` maps them to
   the nearest of the paper's Places205 scene groups (a reconstruction: the
   families are aerial textures, not Places scenes).
+* `synthaerial_scene_pool`: whole SynthAerial scenes, objects included, with
+  the truth of which objects each holds: the stand-in for scene photos that
+  may show the concept, which background filtering (`filtering`) removes.
 * `synthetic_pool`: the paper's "synthetic" backgrounds stand-in: uniform
   noise and pure texture families (the paper's diffusion-generated images are
   not available offline).
-* `load_places_folder`: a Places205-style folder ``<category>/<file>.jpg``
-  grouped by a JSON table ``{group: [category, ...]}`` (the reference code's
-  `PLACES_SUBSETS` form), resized with `paste.fit_background`.
+* `places.load_places_folder`: a Places205-style folder of photos.
 
 References:
   Gesina et al., arXiv 2504.08602, §7.2-7.3 of spec concepts.md.
@@ -21,14 +22,10 @@ References:
 
 import dataclasses
 import functools
-import json
-import os
-from collections.abc import Mapping, Sequence
 
 import numpy as np
-from PIL import Image
 
-from jaxcxai.concepts.background import paste
+from jaxcxai.data import synthaerial
 from jaxcxai.data.scenes import SCENE_SPECS
 from jaxcxai.data.textures import BACKGROUNDS, TEXTURES, render_background
 
@@ -37,8 +34,8 @@ __all__ = [
     "NOISE",
     "PAPER_GROUPS",
     "SCENE_GROUPS",
-    "load_places_folder",
     "synthaerial_pool",
+    "synthaerial_scene_pool",
     "synthetic_pool",
 ]
 
@@ -50,7 +47,6 @@ PAPER_GROUPS = {
 }  # fmt: skip
 NOISE = "uniform_noise"
 _MARK_RGB = np.array([0.9, 0.9, 0.87], np.float32)  # SynthAerial's road paint
-_EXTENSIONS = (".jpg", ".jpeg")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,22 +58,30 @@ class BackgroundPool:
       groups: (P,) int32 index into `group_names`.
       group_names: the groups' names.
       sources: (P,) where each background came from (file path or generator).
+      objects: (P, K) bool, which of SynthAerial's K `CONCEPTS` each
+        background truly shows, or None where unknown (photos, textures).
     """
 
     images: np.ndarray
     groups: np.ndarray
     group_names: tuple[str, ...]
     sources: tuple[str, ...]
+    objects: np.ndarray | None = None
+
+    def take(self, rows) -> "BackgroundPool":
+        """The backgrounds at `rows` (int indices), groups unchanged."""
+        rows = np.asarray(rows, np.int64).reshape(-1)
+        return dataclasses.replace(
+            self, images=self.images[rows], groups=self.groups[rows],
+            sources=tuple(self.sources[i] for i in rows),
+            objects=None if self.objects is None else self.objects[rows],
+        )  # fmt: skip
 
     def select(self, group: str) -> "BackgroundPool":
         """The backgrounds of one group (ValueError naming an unknown group)."""
         if group not in self.group_names:
             raise ValueError(f"group {group!r} not in {self.group_names}")
-        keep = np.flatnonzero(self.groups == self.group_names.index(group))
-        return dataclasses.replace(
-            self, images=self.images[keep], groups=self.groups[keep],
-            sources=tuple(self.sources[i] for i in keep),
-        )  # fmt: skip
+        return self.take(np.flatnonzero(self.groups == self.group_names.index(group)))
 
 
 def _to_uint8(rgb: np.ndarray) -> np.ndarray:
@@ -102,6 +106,18 @@ def _scenes_by_group() -> dict[str, tuple[int, ...]]:
     return {g: tuple(v) for g, v in out.items()}
 
 
+def _layout_background(seed: int, group: str, i: int, size: int):
+    """Background i of `group`: a scene layout of that dominant family
+    rendered without objects, and its source name."""
+    scenes = _scenes_by_group()[group]
+    rng = np.random.default_rng([seed, SCENE_GROUPS.index(group), i])
+    spec = SCENE_SPECS[scenes[rng.integers(len(scenes))]]
+    layout = spec.layout(rng, size)
+    rgb = render_background(rng, layout.bg_map)
+    rgb[layout.marks] = _MARK_RGB
+    return _to_uint8(rgb), f"synthaerial:{spec.name}:{seed}:{i}"
+
+
 def synthaerial_pool(
     n_per_group: int, *, size: int = 128, seed: int = 0, groups=SCENE_GROUPS
 ) -> BackgroundPool:
@@ -124,18 +140,69 @@ def synthaerial_pool(
                          f"{n_per_group}, {size}")  # fmt: skip
     images, labels, sources = [], [], []
     for g, name in enumerate(groups):
-        scenes = _scenes_by_group()[name]
         for i in range(int(n_per_group)):
-            rng = np.random.default_rng([seed, SCENE_GROUPS.index(name), i])
-            spec = SCENE_SPECS[scenes[rng.integers(len(scenes))]]
-            layout = spec.layout(rng, int(size))
-            rgb = render_background(rng, layout.bg_map)
-            rgb[layout.marks] = _MARK_RGB
-            images.append(_to_uint8(rgb))
+            img, src = _layout_background(seed, name, i, int(size))
+            images.append(img)
             labels.append(g)
-            sources.append(f"synthaerial:{spec.name}:{seed}:{i}")
+            sources.append(src)
     return BackgroundPool(np.stack(images), np.asarray(labels, np.int32), groups,
                           tuple(sources))  # fmt: skip
+
+
+def synthaerial_scene_pool(
+    n_per_group: int,
+    *,
+    size: int = 128,
+    seed: int = 0,
+    groups=SCENE_GROUPS,
+    scene_fraction: float = 1.0,
+) -> BackgroundPool:
+    """SynthAerial scenes with their objects, `n_per_group` per group.
+
+    Scene photos (Places205 in the paper) may show the concept itself; these
+    backgrounds do the same on purpose (boats in harbours, cars on freeways),
+    and `objects` records the truth, so a background filter can be scored.
+    Background (g, i) is, with probability `scene_fraction` (a draw fixed by
+    (seed, g, i)), a whole scene: image ``g * 1_000_000 + i`` of the
+    SynthAerial stream of `seed` restricted to the scene classes whose
+    dominant family is g; otherwise it is `synthaerial_pool`'s background
+    (g, i), without objects. A fraction below 1 keeps every group fillable
+    after filtering: every urban scene has cars.
+
+    Args:
+      n_per_group: backgrounds per group (>= 1).
+      size: side in pixels (>= 16).
+      seed: seed of the scenes and of the draws.
+      groups: a subset of `SCENE_GROUPS`.
+      scene_fraction: probability in [0, 1] that a background is a whole scene.
+    """
+    groups = _check_groups(groups, SCENE_GROUPS)
+    if int(n_per_group) < 1 or int(size) < 16 or not 0 <= scene_fraction <= 1:
+        raise ValueError(f"need n_per_group >= 1, size >= 16 and scene_fraction in "
+                         f"[0, 1], got {n_per_group}, {size}, {scene_fraction}")  # fmt: skip
+    n, size, k = int(n_per_group), int(size), len(synthaerial.CONCEPTS)
+    images, labels, objects, sources = [], [], [], []
+    for g, name in enumerate(groups):
+        gi = SCENE_GROUPS.index(name)
+        whole = np.random.default_rng([seed, gi, 7]).random(n) < scene_fraction
+        scenes = tuple(SCENE_SPECS[j].name for j in _scenes_by_group()[name])
+        for i in range(n):
+            if whole[i]:
+                d = synthaerial.generate(1, size=size, seed=int(seed),
+                                         start=gi * 1_000_000 + i, scenes=scenes)  # fmt: skip
+                img, obj = d["image"][0], d["objects_present"][0].astype(bool)
+                src = f"synthaerial-scene:{seed}:{gi * 1_000_000 + i}"
+            else:
+                (img, src), obj = (
+                    _layout_background(seed, name, i, size),
+                    np.zeros(k, bool),
+                )
+            images.append(img)
+            objects.append(obj)
+            labels.append(g)
+            sources.append(src)
+    return BackgroundPool(np.stack(images), np.asarray(labels, np.int32), groups,
+                          tuple(sources), np.stack(objects))  # fmt: skip
 
 
 def synthetic_pool(
@@ -167,85 +234,3 @@ def synthetic_pool(
             sources.append(f"synthetic:{name}:{seed}:{i}")
     return BackgroundPool(np.stack(images), np.asarray(labels, np.int32), kinds,
                           tuple(sources))  # fmt: skip
-
-
-def _read_table(table) -> dict[str, list[str]]:
-    """{group: [category, ...]} from a JSON path or a mapping, validated."""
-    where = "table"
-    if isinstance(table, str | os.PathLike):
-        where = os.fspath(table)
-        try:
-            with open(where) as f:
-                table = json.load(f)
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"cannot read the group table {where}: {e}") from e
-    if not isinstance(table, Mapping) or not table:
-        raise ValueError(f"{where} must be a non-empty {{group: [category, ...]}}")
-    out, seen = {}, {}
-    for group, cats in table.items():
-        ok = isinstance(cats, Sequence) and not isinstance(cats, str)
-        if not ok or not all(isinstance(c, str) for c in cats) or not cats:
-            raise ValueError(f"{where}[{group!r}] must be a non-empty list of "
-                             f"category names, got {cats!r}")  # fmt: skip
-        for c in cats:
-            if c in seen:
-                raise ValueError(f"{where}: category {c!r} is in groups "
-                                 f"{seen[c]!r} and {group!r}")  # fmt: skip
-            seen[c] = group
-        out[str(group)] = list(cats)
-    return out
-
-
-def _load_rgb(path: str) -> np.ndarray:
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, ValueError) as e:  # PIL.UnidentifiedImageError is an OSError
-        raise ValueError(f"cannot read background image {path}: {e}") from e
-
-
-def load_places_folder(
-    root, table, *, size=(256, 256), resize: str = "cover", max_per_category=None
-) -> BackgroundPool:
-    """Loads a Places205-style folder ``root/<category>/<file>.jpg`` by group.
-
-    Args:
-      root: folder with one sub-folder per category.
-      table: JSON file path or mapping ``{group: [category, ...]}``; folders of
-        categories not in the table are ignored.
-      size: (H, W) of the pool (Places205 images are 256 x 256).
-      resize: "cover" or "squash" (see `paste.fit_background`).
-      max_per_category: keep the first files (sorted by name) of each category.
-
-    Returns:
-      A `BackgroundPool` with groups in table order, files sorted by name.
-
-    Raises:
-      FileNotFoundError: the root, or a category of the table, is missing.
-      ValueError: a bad table (naming the group / category), an empty
-        category folder or an unreadable image (naming the file).
-    """
-    root = os.fspath(root)
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"background folder root {root!r} does not exist")
-    groups = _read_table(table)
-    h, w = int(size[0]), int(size[1])
-    images, labels, sources = [], [], []
-    for g, (group, cats) in enumerate(groups.items()):
-        for cat in cats:
-            folder = os.path.join(root, cat)
-            if not os.path.isdir(folder):
-                raise FileNotFoundError(f"category {cat!r} of group {group!r} has "
-                                        f"no folder {folder}")  # fmt: skip
-            names = sorted(f for f in os.listdir(folder)
-                           if f.lower().endswith(_EXTENSIONS))  # fmt: skip
-            if not names:
-                raise ValueError(f"category folder {folder} holds no .jpg files")
-            for name in names[:max_per_category]:
-                path = os.path.join(folder, name)
-                rgb = paste.fit_background(_load_rgb(path), (h, w), resize=resize)
-                images.append(np.asarray(np.clip(np.round(rgb), 0, 255), np.uint8))
-                labels.append(g)
-                sources.append(path)
-    return BackgroundPool(np.stack(images), np.asarray(labels, np.int32),
-                          tuple(groups), tuple(sources))  # fmt: skip

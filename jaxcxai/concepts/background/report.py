@@ -23,9 +23,12 @@ RECONSTRUCTIONS = (
      "concept (its instance mask) is one object; the vanilla view is the whole "
      "scene with every object of the class as target, the pasted views the "
      "object alone (the paper uses segmentation datasets)"),
-    ("background filtering", "not applied: the pools are rendered without "
-     "objects, so no background holds the concept (the paper filters Places "
-     "images with an ImageNet classifier's top-5 classes)"),
+    ("background filtering", "the paper filters Places photos with an ImageNet "
+     "classifier's top-5 classes mapped from COCO/VOC; here the pools are "
+     "SynthAerial scenes, with (`pool.source` 'scenes') or without objects, and "
+     "'presence' rejects a background where the backbone's own has_<concept> "
+     "output exceeds the threshold ('imagenet': the packaged MobileNetV2's top-5 "
+     "against our ImageNet-class table `filtering.IMAGENET_CONCEPTS`)"),
     ("cosine tolerance", "the embedding-shift cosine is 1 when both vectors are "
      "about 0 and 0 when one is; 'about 0' is max |entry| <= the configured "
      "`fit.cosine_atol` (default 1e-8; the paper gives none)"),
@@ -131,6 +134,45 @@ def _check_lines(results: dict) -> list[str]:
     return lines
 
 
+def _filter_lines(results: dict) -> list[str]:
+    p, f = results["pool"], results.get("filtering") or {}
+    src = (f"whole SynthAerial scenes (objects included) for a share of "
+           f"{p.get('scene_fraction', 1.0):g}, the rest scene layouts without objects"
+           if p.get("source") == "scenes" else
+           "SynthAerial scene layouts rendered without objects")  # fmt: skip
+    if p.get("filter", "none") == "none":
+        head = f"Backgrounds: {src}; no filtering."
+    else:
+        how = (f"has_<concept> probability > {p['filter_threshold']}"
+               if p["filter"] == "presence" else
+               f"MobileNetV2 top-{p['filter_top_k']} holds an ImageNet class of "
+               "the concept")  # fmt: skip
+        head = (f"Backgrounds: {src}, filtered per concept ({p['filter']}: reject "
+                f"when the {how}; {p['candidates']} candidates drawn per background "
+                "used).")  # fmt: skip
+    rows = [(c, side, s) for c, d in f.items() for side, s in d.items() if s]
+    filled = [f"{c} ({side}): " + ", ".join(f"{g} {k}" for g, k in s["filled"].items())
+              for c, side, s in rows if s.get("filled")]  # fmt: skip
+    if filled:
+        head += (" Groups the filter left short were completed with the rejected "
+                 "backgrounds it found least concept-like (`pool.when_short`): "
+                 + "; ".join(filled) + " backgrounds. A filter that rejects a "
+                 "whole group without the concept in it is biased by context "
+                 "itself (compare the false rejections below).")  # fmt: skip
+    rows = [r for r in rows if "candidates" in r[2]]
+    if not rows:
+        return [head]
+    lines = [head, "", "| concept | pool | candidates | showing the concept | "
+             "rejected | true / false rejections | missed | used (showing the "
+             "concept) |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for c, side, s in rows:
+        lines.append(f"| {c} | {side} | {s['candidates']} | {s['showing']} | "
+                     f"{s['rejected']} | {s['true_rejections']} / "
+                     f"{s['false_rejections']} | {s['missed']} | {s['used']} "
+                     f"({s['used_showing']}) |")  # fmt: skip
+    return lines
+
+
 def markdown(results: dict, with_reconstructions: bool = True) -> str:
     """The report section: IoU tables, boat-on-road check, embedding shift."""
     r, v = results, results["views"]
@@ -151,6 +193,8 @@ def markdown(results: dict, with_reconstructions: bool = True) -> str:
         "its own scene (vanilla). IoU on the 80 x 80 grid of sigmoid(v.a) > 0.5 "
         "against the mask. Training objects per background under them: "
         f"{on}.",
+        "",
+        *_filter_lines(r),
         "",
         *_iou_tables(r),
         "### Boat on road",

@@ -14,6 +14,10 @@
   group of a disjoint test pool, plus "vanilla" (their own scenes), and the
   IoU of every vector on every view on the 80 x 80 grid (`bias.view_ious`),
   mean / sample std per group (`bias.group_stats`);
+* background pools (`pool.source`) filtered per concept (`pool.filter`,
+  `_filtered_pool`): the classifier's logits are computed once per pool,
+  and where the pool knows which backgrounds show the concept, the filter is
+  scored against that truth;
 * embedding shift: `bias.cosine_matrix` of the vectors of one (concept,
   layer, method) across the training randomisations.
 """
@@ -21,16 +25,28 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 
 import jax
 import numpy as np
 
-from jaxcxai.concepts.background import bias, figures, multiview, paste, pools, report
+from jaxcxai.concepts.background import (
+    bias,
+    figures,
+    filtering,
+    multiview,
+    paste,
+    pools,
+    report,
+)
 from jaxcxai.concepts.background import study as study_lib
 from jaxcxai.concepts.background.study import VANILLA, BackgroundStudy
+from jaxcxai.data import synthaerial
 from jaxcxai.metric_writers import write_json_atomic, write_text_atomic
+from jaxcxai.models import pretrained
+from jaxcxai.models.preprocess import preprocess, resize
 from jaxcxai.training.backbone import TrainedBackbone
 
 __all__ = ["background", "fit_vectors", "test_ious"]
@@ -59,6 +75,70 @@ def _fit(st: BackgroundStudy, acts, targets, method: str, key) -> np.ndarray:
     return np.asarray(multiview.fit_net2vec(
         acts, targets, config=multiview.method_config(method), batch_size=f.batch,
         epochs=f.epochs, key=key), np.float32)  # fmt: skip
+
+
+def _candidates(st: BackgroundStudy, size: int, seed: int, n: int):
+    """The candidate pool: `n` (x `pool.candidates` when filtering) per group."""
+    p = st.pool
+    n = n * (p.candidates if p.filter != "none" else 1)
+    kw = dict(size=size, seed=seed, groups=study_lib.groups(st))
+    if p.source == "scenes":
+        return pools.synthaerial_scene_pool(n, scene_fraction=p.scene_fraction, **kw)
+    return pools.synthaerial_pool(n, **kw)
+
+
+@functools.lru_cache(maxsize=1)
+def _imagenet_classifier():
+    """Jitted packaged MobileNetV2: (B, S, S, 3) uint8 -> (B, 1000) logits."""
+    model, variables = pretrained.load_pretrained("mobilenet_v2")
+    fn = jax.jit(lambda x: model.apply(variables, preprocess("mobilenet_v2", x),
+                                       train=False)[0])  # fmt: skip
+    return lambda images: fn(resize(np.asarray(images), 224))
+
+
+def _pool_logits(st: BackgroundStudy, net: TrainedBackbone, pool) -> np.ndarray | None:
+    """(P, K) logits of the filter's classifier over a pool (None: no filter)."""
+    if st.pool.filter == "none":
+        return None
+    if st.pool.filter == "presence":
+        classify = jax.jit(lambda x: net.apply(x)[0])
+    else:
+        classify = _imagenet_classifier()
+    return filtering.classify_backgrounds(
+        pool.images, classify, batch_size=st.batch_size
+    )
+
+
+def _filtered_pool(st, net, pool, logits, concept: str, n: int, what: str):
+    """The first `n` backgrounds per group the filter keeps for `concept`
+    (completed per `pool.when_short`), and the filter's counts ({} without
+    a filter, or without the pool's truth and nothing filled)."""
+    p, stats = st.pool, {}
+    if logits is None:
+        return filtering.keep_per_group(pool, np.ones(len(pool.images), bool), n)[0], {}
+    if p.filter == "presence":
+        name = f"has_{concept}"
+        if name not in net.outputs:
+            raise ValueError(f"pool.filter 'presence' needs the backbone output "
+                             f"{name!r}; it has {list(net.outputs)}")  # fmt: skip
+        cols = [net.outputs.index(name)]
+        keep = ~np.asarray(filtering.reject_presence(logits, cols, p.filter_threshold))
+        scores = filtering.presence_scores(logits, cols)
+    else:
+        bad = filtering.forbidden_classes(filtering.IMAGENET_CONCEPTS, concept, 1000)
+        keep = ~np.asarray(filtering.reject_top_k(logits, bad, p.filter_top_k))
+        scores = filtering.top_k_scores(logits, bad)
+    used, filled = filtering.keep_per_group(
+        pool, keep, n, what=f"{what} of {concept}",
+        scores=scores if p.when_short == "least_likely" else None,
+    )  # fmt: skip
+    stats = {"filled": filled}
+    if pool.objects is not None:
+        k = synthaerial.CONCEPTS.index(concept)
+        stats |= filtering.score_filter(~keep, pool.objects[:, k])
+        stats["used"] = len(used.images)
+        stats["used_showing"] = int(used.objects[:, k].sum())
+    return used, stats
 
 
 def fit_vectors(st: BackgroundStudy, net: TrainedBackbone, obj: dict, pool, key):
@@ -157,18 +237,22 @@ def background(st: BackgroundStudy, workdir: str, net: TrainedBackbone,
     t0, size, p = time.perf_counter(), study_lib.image_size(st, net), st.pool
     objs = study_lib.build_objects(st, size)
     groups = study_lib.groups(st)
-    train_pool = pools.synthaerial_pool(p.train_per_group, size=size, seed=p.seed,
-                                        groups=groups)  # fmt: skip
-    test_pool = pools.synthaerial_pool(p.test_per_group, size=size, seed=p.test_seed,
-                                       groups=groups)  # fmt: skip
+    train_cand = _candidates(st, size, p.seed, p.train_per_group)
+    test_cand = _candidates(st, size, p.test_seed, p.test_per_group)
+    logits = (_pool_logits(st, net, train_cand), _pool_logits(st, net, test_cand))
     seconds = {"data": time.perf_counter() - t0, "fit": 0.0, "test": 0.0}
     _say(progress, f"{len(objs)} concepts x {st.data.num_train} + "
                    f"{st.data.num_test} objects, pools in {seconds['data']:.1f} s")  # fmt: skip
     order = [(m, k) for m in st.methods for k in st.train_kinds]
     key = jax.random.key(st.seed)
-    rows, shift, mats, arrays, samples = [], [], {}, {}, None
+    rows, shift, mats, arrays, samples, filtered = [], [], {}, {}, None, {}
     for c, concept in enumerate(st.concepts):
         t0 = time.perf_counter()
+        train_pool, f_train = _filtered_pool(st, net, train_cand, logits[0], concept,
+                                             p.train_per_group, "training pool")  # fmt: skip
+        test_pool, f_test = _filtered_pool(st, net, test_cand, logits[1], concept,
+                                           p.test_per_group, "test pool")  # fmt: skip
+        filtered[concept] = {"train": f_train, "test": f_test}
         k_fit, k_test = jax.random.split(jax.random.fold_in(key, c))
         vectors, views = fit_vectors(st, net, objs[concept], train_pool.images, k_fit)
         samples = samples or {"concept": concept, "views": views}
@@ -203,7 +287,7 @@ def background(st: BackgroundStudy, workdir: str, net: TrainedBackbone,
         "objects_on": {c: {b: int(np.sum(o["on"][:n] == b)) for b in np.unique(o["on"][:n])}
                        for c, o in objs.items()},
         "net2vec_steps": -(-n * st.views.train * st.fit.epochs // st.fit.batch),
-        "iou": rows, "shift": shift, "shift_matrix": mats,
+        "iou": rows, "shift": shift, "shift_matrix": mats, "filtering": filtered,
         "backend": jax.default_backend(), "devices": jax.device_count(),
     }  # fmt: skip
     results["bias_check"] = report.bias_check(results)

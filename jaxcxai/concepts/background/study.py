@@ -29,7 +29,7 @@ import dataclasses
 import numpy as np
 
 from jaxcxai import features
-from jaxcxai.concepts.background import multiview, paste, pools
+from jaxcxai.concepts.background import filtering, multiview, paste, pools
 from jaxcxai.data import synthaerial
 from jaxcxai.metric_writers import read_npz, write_npz_atomic
 from jaxcxai.training.backbone import TrainedBackbone
@@ -38,6 +38,8 @@ __all__ = [
     "ARRAYS",
     "REPORT",
     "RESULTS",
+    "FILTERS",
+    "SOURCES",
     "VANILLA",
     "BackgroundData",
     "BackgroundStudy",
@@ -80,15 +82,41 @@ class ViewSettings:
     resize: str = "cover"  # background fit: "cover" | "squash"
 
 
+SOURCES = ("backgrounds", "scenes")
+FILTERS = ("none", "presence", "imagenet")
+WHEN_SHORT = ("error", "least_likely")
+
+
 @dataclasses.dataclass(frozen=True)
 class PoolSettings:
-    """SynthAerial background pools (`pools.synthaerial_pool`)."""
+    """SynthAerial background pools and their filtering.
+
+    `source` "backgrounds": scene layouts without objects
+    (`pools.synthaerial_pool`); "scenes": whole scenes, objects included
+    (`pools.synthaerial_scene_pool`) for a `scene_fraction` of the
+    backgrounds, which may show the concept, as the paper's Places photos do. `filter` (spec concepts.md §7.2) rejects, per
+    concept, backgrounds a classifier sees the concept in: "presence" the
+    backbone's `has_<concept>` output above `filter_threshold`, "imagenet"
+    the packaged MobileNetV2's top-`filter_top_k` against
+    `filtering.IMAGENET_CONCEPTS`; `candidates` backgrounds are drawn per one
+    kept, and the first kept ones of each group are used. A group with too
+    few kept backgrounds is an error, or (`when_short` "least_likely") is
+    completed with the rejected ones the classifier finds least
+    concept-like, and the report says so.
+    """
 
     train_per_group: int = 4  # training backgrounds per scene group
     test_per_group: int = 4  # test backgrounds per scene group
     seed: int = 1  # training pool seed
     test_seed: int = 2  # test pool seed (disjoint backgrounds)
     groups: tuple[str, ...] = ()  # scene groups; () = all `pools.SCENE_GROUPS`
+    source: str = "backgrounds"  # "backgrounds" | "scenes"
+    scene_fraction: float = 0.5  # "scenes": share of whole scenes (the rest: none)
+    filter: str = "none"  # "none" | "presence" | "imagenet"
+    filter_threshold: float = 0.5  # presence probability that rejects
+    filter_top_k: int = 5  # ImageNet top-k inspected (the reference's 5)
+    candidates: int = 3  # backgrounds drawn per one kept, when filtering
+    when_short: str = "error"  # too few kept: "error" | "least_likely" (fill)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +181,17 @@ def check_study(st: BackgroundStudy) -> None:
          f"pool.groups {{}} are not scene groups {pools.SCENE_GROUPS}"),
         ([s for s in d.scenes if s not in synthaerial.SCENES],
          f"data.scenes {{}} are not SynthAerial scenes {synthaerial.SCENES}"),
+        (p.source not in SOURCES, f"pool.source must be one of {SOURCES}"),
+        (not 0 <= p.scene_fraction <= 1, "pool.scene_fraction must be in [0, 1]"),
+        (p.filter not in FILTERS, f"pool.filter must be one of {FILTERS}"),
+        (p.when_short not in WHEN_SHORT, f"pool.when_short must be one of {WHEN_SHORT}"),
+        (p.filter == "imagenet" and
+         [c for c in st.concepts if c not in filtering.IMAGENET_CONCEPTS.values()],
+         "pool.filter 'imagenet' has no ImageNet class for concepts {}"),
+        (p.filter != "none" and (p.candidates < 1 or not 0 < p.filter_threshold < 1
+                                 or p.filter_top_k < 1),
+         "pool.candidates and pool.filter_top_k must be >= 1 and "
+         "pool.filter_threshold in (0, 1)"),
         (v.resize not in paste.RESIZE_MODES,
          f"views.resize must be one of {paste.RESIZE_MODES}"),
         ("voronoi" in st.train_kinds and n_train_pool < 12,

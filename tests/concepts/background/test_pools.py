@@ -1,12 +1,9 @@
 """Background pools: SynthAerial, procedural, and the Places-layout loader."""
 
-import json
-
 import numpy as np
 import pytest
-from PIL import Image
 
-from jaxcxai.concepts.background import paste, pools
+from jaxcxai.concepts.background import pools
 from jaxcxai.data import synthaerial
 from jaxcxai.data.textures import BACKGROUNDS, FOREST
 
@@ -46,71 +43,39 @@ def test_synthetic_pool_kinds():
         pools.synthaerial_pool(1, groups=("indoors",))
 
 
-def _write_places(root, sizes):
-    """root/<category>/<i>.jpg with solid colours (JPEG keeps them near-exact)."""
-    colours = {}
-    for c, (cat, n) in enumerate(sizes.items()):
-        (root / cat).mkdir(parents=True)
-        for i in range(n):
-            rgb = (40 * c + 20, 10 * i + 50, 200 - 30 * c)
-            Image.new("RGB", (40, 30), rgb).save(root / cat / f"{i:03d}.jpg")
-            colours[(cat, i)] = rgb
-    return colours
+def test_scene_pool_holds_whole_scenes_and_their_objects():
+    pool = pools.synthaerial_scene_pool(3, size=32, seed=5, groups=("water", "road"))
+    assert pool.images.shape == (6, 32, 32, 3) and pool.images.dtype == np.uint8
+    np.testing.assert_array_equal(pool.groups, [0, 0, 0, 1, 1, 1])
+    # Row i of group g is SynthAerial image g * 1e6 + i of the seed's stream.
+    water = pools.SCENE_GROUPS.index("water") * 1_000_000
+    ref = synthaerial.generate(
+        3, size=32, seed=5, start=water,
+        scenes=tuple(pools.SCENE_SPECS[i].name for i in pools._scenes_by_group()["water"]),
+    )  # fmt: skip
+    np.testing.assert_array_equal(pool.images[:3], ref["image"])
+    np.testing.assert_array_equal(pool.objects[:3], ref["objects_present"])
+    assert pool.objects.shape == (6, len(synthaerial.CONCEPTS))
+    # The dominant family of every water-group scene is water.
+    assert (ref["background"] == pools.SCENE_GROUPS.index("water")).all()
+    sub = pool.select("road")
+    np.testing.assert_array_equal(sub.objects, pool.objects[3:])
 
 
-def test_places_loader_on_a_fixture_folder(tmp_path):
-    root = tmp_path / "places"
-    colours = _write_places(root, {"beach": 2, "coast": 1, "street": 2, "attic": 1})
-    table = {"at_water": ["beach", "coast"], "road": ["street"]}
-    (tmp_path / "groups.json").write_text(json.dumps(table))
-    pool = pools.load_places_folder(root, tmp_path / "groups.json", size=(24, 24))
-    assert pool.group_names == ("at_water", "road")
-    assert pool.images.shape == (5, 24, 24, 3)  # attic is not in the table
-    np.testing.assert_array_equal(pool.groups, [0, 0, 0, 1, 1])
-    assert pool.sources[2].endswith("coast/000.jpg")
-    want = np.array([colours[("beach", 0)], colours[("beach", 1)],
-                     colours[("coast", 0)], colours[("street", 0)],
-                     colours[("street", 1)]])  # fmt: skip
-    got = pool.images.reshape(5, -1, 3).mean(1)
-    assert np.abs(got - want).max() < 3  # JPEG rounding only
-    one = pools.load_places_folder(root, table, size=(24, 24), max_per_category=1)
-    assert one.images.shape[0] == 3
-
-
-def test_places_loader_resizes_like_fit_background(tmp_path):
-    root = tmp_path / "p"
-    (root / "forest").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 256, (30, 44, 3), dtype=np.uint8)).save(
-        root / "forest" / "a.png"
-    )
-    Image.open(root / "forest" / "a.png").save(root / "forest" / "a.jpg", quality=95)
-    src = np.asarray(Image.open(root / "forest" / "a.jpg").convert("RGB"))
-    pool = pools.load_places_folder(root, {"forest": ["forest"]}, size=(20, 20))
-    ref = np.asarray(paste.fit_background(src, (20, 20)))
-    np.testing.assert_array_equal(pool.images[0], np.clip(np.round(ref), 0, 255))
-
-
-def test_places_loader_errors_name_the_file_or_key(tmp_path):
-    root = tmp_path / "places"
-    _write_places(root, {"beach": 1})
-    with pytest.raises(FileNotFoundError, match="'street'"):
-        pools.load_places_folder(root, {"road": ["street"]})
-    with pytest.raises(ValueError, match=r"\['road'\]"):
-        pools.load_places_folder(root, {"road": "street"})
-    with pytest.raises(ValueError, match="'beach' is in groups"):
-        pools.load_places_folder(root, {"a": ["beach"], "b": ["beach"]})
-    bad_json = tmp_path / "bad.json"
-    bad_json.write_text("{not json")
-    with pytest.raises(ValueError, match="bad.json"):
-        pools.load_places_folder(root, bad_json)
-    (root / "beach" / "broken.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(ValueError, match="broken.jpg"):
-        pools.load_places_folder(root, {"w": ["beach"]})
-    (root / "empty").mkdir()
-    with pytest.raises(ValueError, match="empty"):
-        pools.load_places_folder(root, {"w": ["empty"]})
-    with pytest.raises(FileNotFoundError, match="nowhere"):
-        pools.load_places_folder(tmp_path / "nowhere", {"w": ["beach"]})
-    with pytest.raises(ValueError, match="group 'indoors'"):
-        pools.synthaerial_pool(1, size=16).select("indoors")
+def test_scene_fraction_mixes_scenes_and_object_free_backgrounds():
+    kw = dict(size=32, seed=3, groups=("urban", "road"))
+    none = pools.synthaerial_scene_pool(4, scene_fraction=0.0, **kw)
+    plain = pools.synthaerial_pool(4, **kw)
+    np.testing.assert_array_equal(none.images, plain.images)
+    assert not none.objects.any()
+    whole = pools.synthaerial_scene_pool(4, scene_fraction=1.0, **kw)
+    half = pools.synthaerial_scene_pool(4, scene_fraction=0.5, **kw)
+    # Each row of the mix is the whole scene or the object-free background.
+    is_scene = np.array([s.startswith("synthaerial-scene") for s in half.sources])
+    assert 0 < is_scene.sum() < len(is_scene)
+    np.testing.assert_array_equal(half.images[is_scene], whole.images[is_scene])
+    np.testing.assert_array_equal(half.images[~is_scene], plain.images[~is_scene])
+    np.testing.assert_array_equal(half.objects[is_scene], whole.objects[is_scene])
+    assert not half.objects[~is_scene].any() and whole.objects[:, 1].any()  # cars
+    with pytest.raises(ValueError, match="scene_fraction"):
+        pools.synthaerial_scene_pool(1, scene_fraction=1.5)

@@ -19,7 +19,8 @@ import pytest
 from configs import background as background_config
 from eval import background as eval_background
 from eval.stages import background as stage_background
-from jaxcxai.concepts.background import bias, report, study
+from jaxcxai.concepts.background import bias, pools, report, study
+from jaxcxai.data import synthaerial
 from jaxcxai.training.backbone import load_trained
 from tests.paths import CONFIGS
 
@@ -120,15 +121,44 @@ def test_script_end_to_end(job_dir, tmp_path, capsys):
         assert part in md
 
 
+def _np_filter(net, cfg, seed, n):
+    """The presence filter recomputed: candidates, sigmoid rule, first n kept
+    per group, counted against the truth in NumPy."""
+    cand = pools.synthaerial_scene_pool(
+        n * cfg.pool.candidates, size=net.image_size, seed=seed,
+        groups=tuple(cfg.pool.groups), scene_fraction=cfg.pool.scene_fraction,
+    )  # fmt: skip
+    logits = np.asarray(jax.jit(net.apply)(cand.images)[0], np.float64)
+    prob = 1 / (1 + np.exp(-logits[:, net.outputs.index("has_boat")]))
+    return cand, prob
+
+
 def test_stage_on_a_small_config(job_dir):
     config = background_config.get_config("tiny")
     config.backbone = "backbones/small_cnn"  # relative to the job's workdir
     config.concepts, config.methods = ("boat",), ("loce",)
     config.train_kinds = ("vanilla", "full")
     config.pool.groups = ("water", "road")
+    net = load_trained(str(job_dir / "backbones" / "small_cnn"))
+    # A threshold that rejects the most boat-like fifth of the candidates.
+    _, prob = _np_filter(net, config, config.pool.seed, config.pool.train_per_group)
+    config.pool.filter_threshold = float(np.quantile(prob, 0.8))
     stage_dir = job_dir / "background"
     stage_dir.mkdir()
     out = stage_background.background(config, str(stage_dir))
+    n = config.pool.train_per_group
+    cand, prob = _np_filter(net, config, config.pool.seed, n)
+    rejected = prob > config.pool.filter_threshold
+    truth = cand.objects[:, synthaerial.CONCEPTS.index("boat")]
+    used = np.concatenate([np.flatnonzero(~rejected & (cand.groups == g))[:n]
+                           for g in range(len(cand.group_names))])  # fmt: skip
+    got = out["results"]["filtering"]["boat"]["train"]
+    assert 0 < got["rejected"] == rejected.sum() < len(rejected)
+    assert got["true_rejections"] == (rejected & truth).sum()
+    assert got["missed"] == (~rejected & truth).sum() and got["showing"] == truth.sum()
+    assert got["used"] == len(used) == 2 * n
+    assert got["used_showing"] == truth[used].sum()
+    assert "| boat | train |" in out["markdown"]
     assert "| **road (boat on road)** |" in out["markdown"]
     assert not re.search(r"\bNone\b|\bnan\b", out["markdown"])
     assert "Reconstructions" not in out["markdown"]  # listed by the main report
