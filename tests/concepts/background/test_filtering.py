@@ -157,3 +157,39 @@ def test_imagenet_table_names_the_classes_it_says():
         assert want in name(idx).lower(), (idx, name(idx))
     boats = [i for i, c in filtering.IMAGENET_CONCEPTS.items() if c == "boat"]
     assert len(boats) == 12 and all(0 <= i < 1000 for i in filtering.IMAGENET_CONCEPTS)
+
+
+def test_study_filter_glue_imagenet_top_k(monkeypatch):
+    """`run._pool_logits` / `_filtered_pool` with the ImageNet filter, the
+    classifier faked: a background whose top-1 is a boat class is rejected
+    for boat and kept for car, and the counts follow the pool's truth."""
+    import dataclasses
+
+    from jaxcxai.concepts.background import run, study
+
+    boat = next(i for i, c in filtering.IMAGENET_CONCEPTS.items() if c == "boat")
+    groups = [0, 0, 0, 1, 1, 1]
+    truth = np.zeros((6, 8), bool)
+    truth[[0, 3], 3] = True  # rows 0 and 3 show a boat (CONCEPTS[3])
+    pool = _pool(groups, truth)
+
+    def fake(images):
+        logits = np.zeros((len(images), 1000), np.float32)
+        logits[:, 0] = 1.0
+        logits[np.asarray(images)[:, 0, 0, 0] % 3 == 0, boat] = 5.0  # rows 0, 3
+        return logits
+
+    monkeypatch.setattr(run, "_imagenet_classifier", lambda: fake)
+    st = study.BackgroundStudy(
+        seed=0, backbone="", layers=("conv1",), concepts=("boat", "car"),
+        methods=("loce",), train_kinds=("vanilla",), batch_size=4,
+        pool=dataclasses.replace(study.PoolSettings(), filter="imagenet"),
+    )  # fmt: skip
+    logits = run._pool_logits(st, None, pool)
+    used, stats = run._filtered_pool(st, None, pool, logits, "boat", 2, "test pool")
+    np.testing.assert_array_equal(used.images[:, 0, 0, 0], [1, 2, 4, 5])
+    assert stats["true_rejections"] == 2 and stats["false_rejections"] == 0
+    assert stats["used_showing"] == 0 and stats["filled"] == {}
+    used, stats = run._filtered_pool(st, None, pool, logits, "car", 2, "test pool")
+    np.testing.assert_array_equal(used.images[:, 0, 0, 0], [0, 1, 3, 4])
+    assert stats["rejected"] == 0
