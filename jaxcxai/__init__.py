@@ -4,7 +4,8 @@ The library in layers (docs/architecture.md); a module imports only from its
 own layer or below, and other families only through their public names.
 
 Layer 0, infrastructure:
-  parallel        device meshes, batch sharding, multi-host start-up
+  parallel        device meshes, batch sharding
+  distributed     multi-host start-up (`initialize_distributed`)
   checkpoint      Orbax checkpointing (save every N, keep K, resume)
   metric_writers  JSON-lines metric records, atomic JSON
   hostmem         host allocator settings for XLA:CPU (scripts call it)

@@ -24,6 +24,7 @@ from tests.paths import ROOT
 # Layer of each top-level part of the library (docs/architecture.md).
 LAYERS = {
     "jaxcxai.parallel": 0,
+    "jaxcxai.distributed": 0,
     "jaxcxai.checkpoint": 0,
     "jaxcxai.metric_writers": 0,
     "jaxcxai.hostmem": 0,
@@ -35,6 +36,7 @@ LAYERS = {
     "jaxcxai.training": 2,
     "jaxcxai.features": 2,
     "jaxcxai.feature_cache": 2,
+    "jaxcxai.feature_batches": 2,
     "jaxcxai.attribution": 2,
     "jaxcxai.concepts": 3,
     "jaxcxai.hashing": 3,
