@@ -15,7 +15,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from jaxcxai import parallel
-from jaxcxai.feature_cache import _Hosts
+from jaxcxai.feature_writers import _Hosts
 
 __all__ = [
     "DistributedHosts",

@@ -36,9 +36,9 @@ returns, on device and fetched with the batch, and raises
 ``jaxcxai.checks.NonFiniteError`` naming the entry, the count and the images,
 so a broken backbone's NaNs never reach a cache or a method.
 
-The cache reader and writers live in ``jaxcxai.feature_cache``, the
-batching of the input over hosts in ``jaxcxai.feature_batches``; this module
-holds the extraction loop.
+The cache reader lives in ``jaxcxai.feature_cache``, its writers in
+``jaxcxai.feature_writers``, the batching of the input over hosts in
+``jaxcxai.feature_batches``; this module holds the extraction loop.
 """
 
 import dataclasses
@@ -55,8 +55,8 @@ from jaxcxai import checks, parallel
 from jaxcxai import feature_batches as fb
 from jaxcxai.checks import NonFiniteError
 from jaxcxai.feature_cache import FeatureCache as FeatureCache
-from jaxcxai.feature_cache import _CacheWriter, _MemoryWriter
 from jaxcxai.feature_cache import pooled_name as pooled_name
+from jaxcxai.feature_writers import _CacheWriter, _MemoryWriter
 
 __all__ = [
     "FeatureCache",
