@@ -4,7 +4,8 @@ fit         per-sample LoCE fits, vmapped, micro-batched and sharded; GLoCE
 objectives  LoCE / GCPV objectives as swappable pure losses, the AdamW scan
 projection  LoCE projections and the per-sample loss
 reference   the reference code's batched fit and the shared-vector baseline
-store       LoCE results as arrays: IoUs, atomic, resumable storage
+results     LoCE results as arrays (input chunks, results, atomic files)
+store       resumable fitting into an on-disk store
 pipeline    per-instance LoCEs of SynthAerial scenes: instance table,
             targets, chunked fitting into a store
 analysis    centroids, projection segmentation, kNN / nearest-centroid,
