@@ -1,6 +1,6 @@
 """Datasets: the embedded SynthAerial generator and real-format loaders.
 
-Modules:
+The modules, one line each:
   synthaerial      generated aerial scenes with masks, captions and planted
                    ground truth (the default dataset of the main job)
   tfds_builder     SynthAerial as a tfds array_record dataset (no TensorFlow)
@@ -18,6 +18,7 @@ Modules:
   tabular          the uncertainty-gating paper's four dataset roles from
                    scikit-learn's bundled sets; its 70/15/15 split and scaling
   uci              the paper's UCI files (Wine Quality, Dry Bean, Rice, Ecoli)
+  uci_files        reading those files (text, ARFF, XLSX) with located errors
 """
 
 from jaxcxai.data import captions as captions
