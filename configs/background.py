@@ -1,4 +1,4 @@
-"""Background bias of concept embeddings in a trained backbone (Gesina et al.
+"""Background bias of concept embeddings in a trained backbone (Schwalbe et al.
 2025, arXiv 2504.08602).
 
     python -m train.classifier --config configs/classifier.py:small_cnn \\

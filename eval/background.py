@@ -1,5 +1,5 @@
 """Measures the background bias of concept embeddings of a trained backbone
-(Gesina et al. 2025, arXiv 2504.08602).
+(Schwalbe et al. 2025, arXiv 2504.08602).
 
     python -m eval.background --config configs/background.py[:tiny] --workdir DIR \\
         [--config.backbone=workdirs/small_cnn]

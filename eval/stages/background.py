@@ -1,5 +1,5 @@
 """Main-job stage `background`: the background bias of the trained
-backbone's concept embeddings (Gesina et al. 2025, arXiv 2504.08602).
+backbone's concept embeddings (Schwalbe et al. 2025, arXiv 2504.08602).
 
 Runs `jaxcxai.concepts.background.run.background` (what `python -m
 eval.background` runs) in the stage directory: GloCEs and Net2Vec vectors

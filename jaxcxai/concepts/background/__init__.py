@@ -1,4 +1,4 @@
-"""Background bias of concept embeddings (Gesina et al., arXiv 2504.08602).
+"""Background bias of concept embeddings (Schwalbe et al., arXiv 2504.08602).
 
 paste      foreground on random backgrounds: full, Voronoi and vanilla views,
            resize + centre crop, `make_views` (one jitted call over a batch)

@@ -1,6 +1,6 @@
 """Test-time background bias: view IoUs, group statistics, embedding shift.
 
-Evaluation helpers of Gesina et al. (arXiv 2504.08602), following the
+Evaluation helpers of Schwalbe et al. (arXiv 2504.08602), following the
 reference code (gesina/bg_randomized_loce, `eval_util.py`; spec concepts.md
 §7.3 and §11.7):
 

@@ -20,7 +20,7 @@ Two classifiers come with the library:
   concepts with an ImageNet counterpart are in it.
 
 References:
-  Gesina et al., arXiv 2504.08602.
+  Schwalbe et al., arXiv 2504.08602.
 """
 
 from collections.abc import Callable, Iterable, Mapping

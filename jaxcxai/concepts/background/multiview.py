@@ -1,6 +1,6 @@
 """Multi-view concept embeddings on background-randomised views.
 
-Training side of Gesina et al. (arXiv 2504.08602), following the reference
+Training side of Schwalbe et al. (arXiv 2504.08602), following the reference
 code (gesina/bg_randomized_loce, `loce_optimizer.py` and
 `experiments/01_get_bg_randomized_concept_vectors.py`; spec concepts.md §3.4,
 §7.1, §1.4):

@@ -1,6 +1,6 @@
 """Foreground pasting onto random backgrounds: `full`, `voronoi`, `vanilla` views.
 
-The background-randomised concept embeddings of Gesina et al. (arXiv 2504.08602)
+The background-randomised concept embeddings of Schwalbe et al. (arXiv 2504.08602)
 see each training image as ``n`` views: the concept's foreground (pixels where the
 concept mask is > 0, soft masks included) pasted on a random background.
 
@@ -28,7 +28,7 @@ does nothing. The reference also swaps (height, width) for non-square images
 agree).
 
 References:
-  Gesina et al., "On background bias of post-hoc concept embeddings in computer
+  Schwalbe et al., "On background bias of post-hoc concept embeddings in computer
   vision DNNs", arXiv 2504.08602 (xAI 2025); code gesina/bg_randomized_loce.
 """
 

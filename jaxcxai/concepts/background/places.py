@@ -5,7 +5,7 @@ table ``{group: [category, ...]}`` (the reference code's `PLACES_SUBSETS`
 form) and resizes each photo with `paste.fit_background`.
 
 References:
-  Gesina et al., arXiv 2504.08602, §7.2 of spec concepts.md.
+  Schwalbe et al., arXiv 2504.08602, §7.2 of spec concepts.md.
 """
 
 import json

@@ -17,7 +17,7 @@ row, ready for `paste.make_views` (pools are built on the host, once).
 * `places.load_places_folder`: a Places205-style folder of photos.
 
 References:
-  Gesina et al., arXiv 2504.08602, §7.2-7.3 of spec concepts.md.
+  Schwalbe et al., arXiv 2504.08602, §7.2-7.3 of spec concepts.md.
 """
 
 import dataclasses

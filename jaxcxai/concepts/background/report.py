@@ -2,7 +2,7 @@
 
 Plain results in (`run.background`'s dict), no config. The planted bias of
 SynthAerial (a boat lies on water with probability 0.9, else on road) is
-the study's check (Gesina et al. 2025, arXiv 2504.08602): a vector trained
+the study's check (Schwalbe et al. 2025, arXiv 2504.08602): a vector trained
 on vanilla boats should segment boats on road worse than boats on water,
 and training on background-randomised views should shrink that drop. Both
 are decided from the group means, one verdict per (layer, method), stated

@@ -1,6 +1,6 @@
 """Running a background-bias study: multi-view fits, test IoUs, shift.
 
-`background(study, workdir, net)` follows Gesina et al. 2025 (arXiv
+`background(study, workdir, net)` follows Schwalbe et al. 2025 (arXiv
 2504.08602) on SynthAerial objects (`study.build_objects`):
 
 * training: per concept and training randomisation ("vanilla": the

@@ -1,6 +1,6 @@
 """A background-bias study of a trained backbone: settings, data, files.
 
-`BackgroundStudy` holds every setting of the study (Gesina et al. 2025,
+`BackgroundStudy` holds every setting of the study (Schwalbe et al. 2025,
 arXiv 2504.08602) that `eval.background` and the main job's `background`
 stage run: the fields of `configs/background.py`, one dataclass per section.
 

@@ -1,6 +1,6 @@
 """Voronoi background mosaics: random seed points, cells, one background per cell.
 
-The `voronoi` background randomisation of Gesina et al. (arXiv 2504.08602;
+The `voronoi` background randomisation of Schwalbe et al. (arXiv 2504.08602;
 reference code `background_pasting.py`): ``n_points`` = 8 seed points uniform in
 the image, ``rng.random((n, 2)) * (W, H)`` as (x, y), plus 4 dummy corner points
 that bound the diagram; every one of the 12 cells is filled from a different
