@@ -3,9 +3,11 @@
 paste      foreground on random backgrounds: full, Voronoi and vanilla views,
            resize + centre crop, `make_views` (one jitted call over a batch)
 voronoi    Voronoi mosaics: seed points, dummy corners, per-pixel cells
-pools      background pools: SynthAerial scenes without objects (default),
-           procedural (noise, texture families), Places205-style folders
-filtering  reject backgrounds whose top-5 classes contain the concept
+pools      background pools: SynthAerial scenes without objects or with
+           them (and their truth), procedural (noise, texture families)
+places     Places205-style folders of scene photos
+filtering  reject backgrounds a classifier sees the concept in (presence
+           head or ImageNet top-5), scored against the truth
 bias       test-time view IoU (80 x 80 grid, 1e-4 smoothing), group mean/std,
            embedding-shift cosine with the paper's zero-vector rule
 multiview  multi-view LoCEs (view losses summed), multi-view Net2Vec, GloCE
@@ -27,12 +29,21 @@ from jaxcxai.concepts.background.bias import iou as iou
 from jaxcxai.concepts.background.bias import project as project
 from jaxcxai.concepts.background.bias import view_ious as view_ious
 from jaxcxai.concepts.background.filtering import (
+    IMAGENET_CONCEPTS as IMAGENET_CONCEPTS,
+)
+from jaxcxai.concepts.background.filtering import (
+    classify_backgrounds as classify_backgrounds,
+)
+from jaxcxai.concepts.background.filtering import (
     filter_backgrounds as filter_backgrounds,
 )
 from jaxcxai.concepts.background.filtering import (
     forbidden_classes as forbidden_classes,
 )
+from jaxcxai.concepts.background.filtering import keep_per_group as keep_per_group
+from jaxcxai.concepts.background.filtering import reject_presence as reject_presence
 from jaxcxai.concepts.background.filtering import reject_top_k as reject_top_k
+from jaxcxai.concepts.background.filtering import score_filter as score_filter
 from jaxcxai.concepts.background.multiview import fit_gloces as fit_gloces
 from jaxcxai.concepts.background.multiview import fit_loces as fit_loces
 from jaxcxai.concepts.background.multiview import fit_net2vec as fit_net2vec
@@ -58,6 +69,11 @@ from jaxcxai.concepts.background.voronoi import voronoi_cells as voronoi_cells
 from jaxcxai.concepts.background.voronoi import voronoi_plan as voronoi_plan
 
 __all__ = [
+    "IMAGENET_CONCEPTS",
+    "classify_backgrounds",
+    "keep_per_group",
+    "reject_presence",
+    "score_filter",
     "BackgroundPool",
     "KINDS",
     "SCENE_GROUPS",
