@@ -20,6 +20,7 @@ optax's L-BFGS to a gradient-norm tolerance.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -179,14 +180,16 @@ def fit_bootstrap_logreg(
     check_finite({"x": x})
     y = jnp.asarray(y)
     weights = resample_weights(key, x.shape[0], num_resamples)
-    fit = jax.jit(
-        jax.vmap(
-            lambda wt: fit_logreg(
-                x, y, wt, num_classes, C=C, max_iter=max_iter, tol=tol
-            )
-        )
-    )
-    return fit(weights)
+    return _fit_resamples(x, y, weights, int(num_classes), C, max_iter, tol)
+
+
+# Module-level and keyed on shapes only (C, max_iter and tol are traced), so
+# repeated fits reuse one compiled program instead of compiling a fresh
+# closure at every call.
+@functools.partial(jax.jit, static_argnames="num_classes")
+def _fit_resamples(x, y, weights, num_classes, C, max_iter, tol):
+    fit = lambda wt: fit_logreg(x, y, wt, num_classes, C=C, max_iter=max_iter, tol=tol)  # noqa: E731
+    return jax.vmap(fit)(weights)
 
 
 def logreg_probs(params: LogRegParams, x: jax.Array) -> jax.Array:

@@ -18,6 +18,7 @@ term is not used.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -58,6 +59,45 @@ def _keep_improved(best, states, improved):
     return jax.tree.map(pick, best, states)
 
 
+# The compiled programs of `train_mlp` live at module level, keyed on the
+# model, shapes and the static sizes, so repeated trainings (every gating
+# experiment trains several MLPs) reuse them instead of compiling fresh
+# closures. `_adam` returns one transformation object per learning rate: the
+# state's `tx` is static, and a new `optax.adam` would not compare equal.
+@functools.cache
+def _adam(lr: float) -> optax.GradientTransformation:
+    return optax.adam(lr)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "lr"))
+def _init_states(keys, x1, *, model, lr):
+    return jax.vmap(lambda k: create_train_state(model, _adam(lr), k, x1))(keys)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "batch_size"))
+def _run_epoch(states, key, x, y, drop_keys, *, model, batch_size):
+    """One shuffled pass of every member over (x, y)."""
+    n, m = x.shape[0], drop_keys.shape[0]
+    step = jax.vmap(make_train_step(_loss_fn(model)))
+    perms = jax.vmap(lambda k: jax.random.permutation(k, n))(jax.random.split(key, m))
+    do = lambda s, idx: step(s, {"x": x[idx], "y": y[idx]}, drop_keys)  # noqa: E731
+    full = (n // batch_size) * batch_size
+    chunks = perms[:, :full].reshape(m, -1, batch_size).swapaxes(0, 1)
+    states, _ = jax.lax.scan(do, states, chunks)
+    if n > full:
+        states, _ = do(states, perms[:, full:])
+    return states
+
+
+@functools.partial(jax.jit, static_argnames="model")
+def _val_loss(states, x_val, y_val, *, model):
+    def one(s):
+        logits, _ = model.apply(s.variables(), x_val)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y_val).mean()
+
+    return jax.vmap(one)(states)
+
+
 def train_mlp(
     model: nn.Module,
     x: Any,
@@ -95,41 +135,20 @@ def train_mlp(
     if x_val is not None:
         x_val = jnp.asarray(x_val, jnp.float32)
         y_val = jnp.asarray(y_val, jnp.int32)
-    n, m = x.shape[0], num_members or 1
+    m = num_members or 1
     k_init, k_drop, k_shuffle = jax.random.split(key, 3)
-    init = lambda k: create_train_state(model, optax.adam(lr), k, x[:1])
-    states = jax.jit(jax.vmap(init))(jax.random.split(k_init, m))
-    step = jax.vmap(make_train_step(_loss_fn(model)))
+    states = _init_states(jax.random.split(k_init, m), x[:1], model=model, lr=float(lr))
     drop_keys = jax.random.split(k_drop, m)
-
-    @jax.jit
-    def run_epoch(states, key):
-        perms = jax.vmap(lambda k: jax.random.permutation(k, n))(
-            jax.random.split(key, m)
-        )
-        do = lambda s, idx: step(s, {"x": x[idx], "y": y[idx]}, drop_keys)
-        full = (n // batch_size) * batch_size
-        chunks = perms[:, :full].reshape(m, -1, batch_size).swapaxes(0, 1)
-        states, _ = jax.lax.scan(do, states, chunks)
-        if n > full:
-            states, _ = do(states, perms[:, full:])
-        return states
-
-    @jax.jit
-    def val_loss(states):
-        def one(s):
-            logits, _ = model.apply(s.variables(), x_val)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y_val).mean()
-
-        return jax.vmap(one)(states)
-
     best, best_loss, wait = states, np.full(m, np.inf), np.zeros(m, int)
     for epoch in range(epochs):
-        states = run_epoch(states, jax.random.fold_in(k_shuffle, epoch))
+        k = jax.random.fold_in(k_shuffle, epoch)
+        states = _run_epoch(
+            states, k, x, y, drop_keys, model=model, batch_size=batch_size
+        )
         if x_val is None:
             best = states
             continue
-        loss = np.asarray(val_loss(states))
+        loss = np.asarray(_val_loss(states, x_val, y_val, model=model))
         improved = (loss < best_loss) & (wait < patience)
         best = _keep_improved(best, states, improved)
         best_loss = np.where(improved, loss, best_loss)
