@@ -1,4 +1,4 @@
-"""Bulk probes, LoCE and DUCH: two processes x 4 devices equal one x 8.
+"""Bulk probes, LoCE, DUCH and CHNR: two processes x 4 devices equal one x 8.
 
 Each worker of `workers_fits` runs in both layouts (one `harness.run_jobs`
 launch per layout, so the processes start twice in all):
@@ -7,7 +7,10 @@ launch per layout, so the processes start twice in all):
   minibatch sharded over the 8-device mesh;
 * bulk CAV fits and a TCAV run, the random runs split over the mesh;
 * per-sample LoCE fits sharded over the mesh, directly and into a store;
-* one DUCH epoch (train steps and `epoch_end`) over the global batch.
+* one DUCH epoch (train steps and `epoch_end`) over the global batch;
+* one CHNR meta-phase epoch then one main-phase epoch (the phases of
+  `schedule.phases("chnr", ...)`, run as train/hashing.py runs them on a
+  multi-device mesh).
 
 Every host passes the same global inputs; the APIs lay them out over all
 hosts' devices. Every host must also return bitwise the same gathered values.
@@ -29,8 +32,24 @@ first bias feeds a BatchNorm, which cancels it, so its gradient is zero up to
 rounding and Adam turns that noise into steps of up to the learning rate
 (observed: 3e-4 apart after 2 steps); it and the BatchNorm running mean it
 shifts are compared to within two Adam steps per update (opposite signs).
-Everything else in DUCH agrees to 1e-6 of its scale. Integer-valued results
-(target codes, TCAV scores as counts of signs) are compared exactly.
+Everything else in DUCH agrees to 1e-6 of its scale. CHNR has no such
+array: its noise detector D_N has no BatchNorm, and the hash nets' first
+biases, which BatchNorm cancels, get an exact zero gradient from the
+hand-written backward (`hashing.multiview`), so only the coupled weight
+decay moves them (Adam makes steps of about lr of its gradient w p), an
+elementwise update of equal values: they agree bit for bit and are compared
+exactly (rounding noise added to that gradient would show). Every other
+CHNR array is within REL of its scale (observed at most 2.4e-7, the image
+net's BatchNorm bias, whose scale is only the 5e-3 that six Adam steps
+moved it; codes, BatchNorm statistics, D_N and the losses 2.1e-7 or less;
+the meta threshold bit for bit). Adding 1e-3 to one host's standardised
+images puts 15 hash-net arrays (codes, BatchNorm, weights) 3.6e-5 to
+8.9e-3 of their scale apart, but D_N, its loss, the threshold and the step
+losses only up to 6.5e-6: two D_N Adam steps of lr 1e-4 are nearly sign
+steps, so those comparisons guard against gross errors only.
+Integer-valued results (target codes, TCAV scores as counts of signs,
+CHNR's noisy-pair mask and the meta sums reset by the meta phase's
+`epoch_end`) are compared exactly.
 """
 
 import numpy as np
@@ -56,11 +75,22 @@ DUCH = {"seed": 0, "num_train": 32, "batch_size": 16, "bits": 16, "hidden": 32,
 # whose noise has opposite signs drift apart by up to twice that.
 DUCH_NOISY = ("params/disc/fc1/dense/bias", "batch_stats/disc/bn/mean")
 DUCH_NOISY_ATOL_PER_STEP = 2 * 1.04 * 1e-4
+# 128 rows, 64 of them training rows (half with another row's caption), a
+# clean subset of 32: 2 meta steps, then 4 main steps, every batch sharded.
+CHNR = {"seed": 0, "n": 128, "classes": 4, "captions": 3, "batch_size": 16,
+        "bits": 16, "hidden": 32, "image_dim": 24, "text_dim": 20,
+        "noise_prob": 0.5, "clean_fraction": 0.5}  # fmt: skip
+# Compared exactly (module docstring): signs, a mask, reset sums, and the
+# hash nets' first biases (zero gradient by construction).
+CHNR_EXACT = ("batch_stats/codes/target", "noisy", "params/img/fc1/dense/bias",
+              "params/txt/fc1/dense/bias")  # fmt: skip
 
 
 def _run(jobs, layout):
     """Each job's result in one launch of `layout` (hosts checked equal)."""
-    return harness.run_agreed(WORKERS, jobs, layout, timeout_s=240)
+    # A hang guard: one launch runs every job, 2 to 3 minutes on a loaded
+    # 2-core machine (about one of them the CHNR job, mostly compiling).
+    return harness.run_agreed(WORKERS, jobs, layout, timeout_s=420)
 
 
 def _close(a, b, key, rel=REL):
@@ -73,10 +103,11 @@ def _close(a, b, key, rel=REL):
 def runs(tmp_path_factory):
     """Every worker, in one launch per layout (each its own store folder)."""
     store = tmp_path_factory.mktemp("loce_store")
-    names = ("net2vec_fit", "cav_fits", "loce_fit", "duch_epoch")
+    names = ("net2vec_fit", "cav_fits", "loce_fit", "duch_epoch", "chnr_epochs")
 
     def jobs(layout):
-        args = (NET2VEC, CAVS, dict(LOCE, store_dir=str(store / layout)), DUCH)
+        loce_args = dict(LOCE, store_dir=str(store / layout))
+        args = (NET2VEC, CAVS, loce_args, DUCH, CHNR)
         return list(zip(names, args))
 
     one = _run(jobs("one"), ONE)
@@ -156,3 +187,32 @@ def test_duch_epoch_two_hosts_equals_one_host(runs):
     # rows), and the target codes are signs.
     assert (np.abs(one["batch_stats/codes/img1"]).min(axis=1) > 0).all()
     assert set(np.unique(one["batch_stats/codes/target"])) <= {-1.0, 1.0}
+
+
+def test_chnr_epochs_two_hosts_equal_one_host(runs):
+    one, two = runs["chnr_epochs"]
+    train = CHNR["n"] // 2
+    meta_steps = int(CHNR["clean_fraction"] * train) // CHNR["batch_size"]
+    main_steps = train // CHNR["batch_size"]
+    assert one["loss"].shape == (meta_steps + main_steps,)
+    assert one["det_loss"].shape == (meta_steps,)
+    keys = sorted(k for k in one if k.startswith(("params/", "batch_stats/")))
+    assert len(keys) > 30 and any(k.startswith("params/disc/") for k in keys)
+    assert "batch_stats/meta/threshold" in keys
+    assert set(CHNR_EXACT) - {"noisy"} <= set(keys)
+    meta_sums = [k for k in keys if k.startswith("batch_stats/meta/")]
+    meta_sums.remove("batch_stats/meta/threshold")
+    for key in keys + ["loss", "det_loss", "noisy"]:
+        if key in CHNR_EXACT or key in meta_sums:
+            np.testing.assert_array_equal(two[key], one[key], err_msg=key)
+        else:
+            _close(two[key], one[key], key)
+    # Both phases ran: the meta epoch set the detector's threshold from its
+    # probabilities (0.5 before) and reset its sums; the main epoch wrote
+    # every training row's buffers; B holds signs; some pairs are noisy.
+    assert one["batch_stats/meta/threshold"] != 0.5
+    for key in meta_sums:
+        assert one[key] == 0, key
+    assert (np.abs(one["batch_stats/codes/img1"]).min(axis=1) > 0).all()
+    assert set(np.unique(one["batch_stats/codes/target"])) <= {-1.0, 1.0}
+    assert 0 < one["noisy"].sum() < train

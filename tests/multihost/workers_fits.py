@@ -1,4 +1,4 @@
-"""Worker functions of `test_fits`: bulk probes, LoCE and DUCH, any layout.
+"""Worker functions of `test_fits`: bulk probes, LoCE, DUCH and CHNR, any layout.
 
 Each worker runs unchanged in 1 process x 8 devices and 2 processes x 4
 devices (`harness.run_jobs`) and returns globally gathered NumPy values.
@@ -228,6 +228,103 @@ def duch_epoch(args: dict) -> dict[str, np.ndarray]:
     state = end(state, 0, hyper)
     tree = {"params": state.params, "batch_stats": state.batch_stats}
     return _flatten(_gather({**tree, "loss": jnp.stack(losses)}))
+
+
+def chnr_epochs(args: dict) -> dict[str, np.ndarray]:
+    """One CHNR meta-phase epoch, then one main-phase epoch, as train/hashing.py.
+
+    The training set is built like the hashing tests build theirs: Gaussian
+    image features and captions (K per image) with class labels, split and
+    standardised by `data.prepare_data`, then `data.chnr_sets` (noisy main
+    set, clean meta set) and `schedule.phases("chnr", ...)` with
+    `clean_epochs=1, epochs=2`. Each epoch runs as train/hashing.py's
+    non-resident (multi-device) path does: per-epoch caption draws, host
+    batches from `feed.take_batch` placed with `duch.place_batch` (every host
+    passes the global batch), the phase's step jitted with replicated
+    outputs and donated state, and the phase's `end` after the epoch. The
+    meta batches carry labels (fake pairs with another label). The steps
+    compile at XLA's backend optimisation level 0, the `compiler_options`
+    the hashing smoke tests pass to `train_and_evaluate` (half the time).
+
+    Args:
+      args: `seed`, `n` (all rows; half are training rows), `classes`,
+        `captions`, `batch_size` (a multiple of 8 dividing both phases'
+        sizes), `bits`, `hidden`, `image_dim`, `text_dim`, `noise_prob`,
+        `clean_fraction`; optional `perturb`, `perturb_process` (added to
+        the standardised training images).
+
+    Returns:
+      `params/...` (f, g and D_N), `batch_stats/...` (BatchNorm running
+      statistics, code buffers, target codes B, `meta/threshold` and the
+      reset meta sums), `loss` (meta then main steps), `det_loss` (meta
+      steps) and `noisy` (training rows given another row's caption).
+    """
+    from jaxcxai import training
+    from jaxcxai.hashing import chnr, duch, feed, schedule
+    from jaxcxai.hashing import data as hashing_data
+
+    rng = np.random.default_rng(args["seed"])
+    n, k = args["n"], args["captions"]
+    codes = np.arange(n) % args["classes"]
+    features = {
+        "image_features": rng.normal(3.0, 2.0, size=(n, args["image_dim"])),
+        "image_features_aug": rng.normal(3.0, 2.0, size=(n, args["image_dim"])),
+        "text_features": rng.normal(-1.0, 0.5, size=(n, k, args["text_dim"])),
+        "text_features_aug": rng.normal(-1.0, 0.5, size=(n, k, args["text_dim"])),
+        "labels": np.eye(args["classes"])[codes],
+    }
+    train = hashing_data.prepare_data(**features, seed=args["seed"])["train"]
+    train["img"] = _perturb(args, train["img"])
+    sets = hashing_data.chnr_sets(
+        train,
+        noise_prob=args["noise_prob"],
+        clean_fraction=args["clean_fraction"],
+        seed=args["seed"],
+    )
+    hyper = chnr.ChnrHyper(
+        bits=args["bits"],
+        hidden=args["hidden"],
+        lr=1e-3,
+        detector_hidden=args["hidden"],
+        txt2_is_txt1=False,
+    )
+    phases = schedule.phases("chnr", hyper, train, 2, sets, clean_epochs=1)
+    init = schedule.init_fn(
+        chnr, hyper, args["image_dim"], args["text_dim"], len(train["img"])
+    )
+    mesh = parallel.make_mesh()
+    repl = parallel.replicated_sharding(mesh)
+    key_init, key_train = jax.random.split(jax.random.key(args["seed"]))
+    state = training.init_state_sharded(init, key_init, repl)
+    bs = args["batch_size"]
+    losses, det_losses = [], []
+    for ph in phases:
+        part = ph["data"]
+        # train/hashing.py's `batch_layout` with the captions and txt_aug
+        # quirks fixed (a fresh caption per epoch, the augmented caption fed).
+        layout = feed.BatchLayout(
+            one_caption=False, with_txt_aug=True, with_labels=ph["name"] == "meta"
+        )
+        step_fn = jax.jit(
+            ph["step"],
+            donate_argnums=0,
+            out_shardings=(repl, repl),
+            compiler_options={"xla_backend_optimization_level": 0},
+        )
+        end_fn = jax.jit(ph["end"], donate_argnums=0, out_shardings=repl)
+        for epoch in range(ph["start"], ph["stop"]):
+            offsets = schedule.caption_offsets(part, epoch, args["seed"], False)
+            for pos in duch.epoch_batches(len(part["img"]), bs, args["seed"], epoch):
+                assert len(pos) % mesh.size == 0  # sharded, not replicated
+                b = feed.take_batch(part, pos, offsets[pos], layout)
+                state, m = step_fn(state, duch.place_batch(b, mesh), key_train)
+                losses.append(m["loss"])
+                if "det_loss" in m:
+                    det_losses.append(m["det_loss"])
+            state = end_fn(state, epoch)
+    tree = {"params": state.params, "batch_stats": state.batch_stats}
+    out = {**tree, "loss": jnp.stack(losses), "det_loss": jnp.stack(det_losses)}
+    return _flatten(_gather(out)) | {"noisy": sets[0]["noisy"]}
 
 
 def _flatten(tree) -> dict[str, np.ndarray]:
