@@ -1,12 +1,12 @@
 # The two set-up commands of the README:
 #   make demo   installs (into ./.venv) and runs the main job on SynthAerial
-#   make test   installs and runs the lint and the test suite
+#   make test   installs and runs the lint, the test suite and the site build
 PY := .venv/bin/python
 WORKDIR ?= workdirs/reproduce-$(VARIANT)
 VARIANT ?= default
 export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
 
-.PHONY: setup demo test lint bench-quick
+.PHONY: setup demo test lint docs bench-quick
 
 setup:
 	@bash scripts/setup_env.sh
@@ -20,6 +20,12 @@ lint: setup
 
 test: lint
 	$(PY) -m pytest -n 2 -p no:cacheprovider --durations=30 tests
+	$(MAKE) --no-print-directory docs
+
+# The site, strictly: broken links, missing API entries and failing tutorials
+# (run in tiny mode) fail the build.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir site
 
 bench-quick: setup
 	$(PY) -m eval.bench sharded_step --quick

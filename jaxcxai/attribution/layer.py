@@ -209,9 +209,8 @@ def concept_attribution(
     """Concept attribution <(smoothed) layer gradient, CAV> per sample.
 
     Args:
-      f, x, layer, target, head, key, noise, n, sigma, noise_scale,
-        keep_clean, clip, chunk_size, target_fn, mesh: as in
-        `layer_gradients`.
+      f, x, layer, target, head, key, noise, n, sigma: as in `layer_gradients`;
+        so are noise_scale, keep_clean, clip, chunk_size, target_fn and mesh.
       cav: (..., C) for "1d", (..., h, w) for "2d", (..., h, w, C) or
         (..., h*w*C) for "3d"; leading axes hold K CAVs.
       kind: the CAV's dimensionality, "1d", "2d" or "3d".

@@ -132,7 +132,7 @@ def faithfulness(
 
     Returns:
       {"deletion_curve", "insertion_curve" (N, steps + 1),
-       "deletion_auc", "insertion_auc" (N,)}.
+        "deletion_auc", "insertion_auc" (N,)}.
     """
     t = np.asarray(target)
     sig = lambda c: 1.0 / (1.0 + np.exp(-np.asarray(c, np.float64)))  # noqa: E731

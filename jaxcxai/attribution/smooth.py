@@ -181,8 +181,8 @@ def smooth_integrated_gradients(
     baseline stays fixed while the input is perturbed.
 
     Args:
-      f, x, target, key, noise, n, sigma, noise_scale, keep_clean, clip,
-        target_fn, mesh: as in `smoothgrad` (the mean over copies only).
+      f, x, target, key, noise, n, sigma, noise_scale: as in `smoothgrad`
+        (the mean over copies only); so are keep_clean, clip, target_fn, mesh.
       baseline, steps, method: as in `integrated.integrated_gradients`.
       chunk_size: (copy, step) pairs evaluated together; memory is
         N x chunk_size gradients.

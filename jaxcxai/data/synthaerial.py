@@ -256,18 +256,18 @@ def generate(
 
     Returns:
         Dict of arrays with leading axis N = num:
-          image (N, H, W, 3) uint8; class_mask (N, H, W) uint8 (0 background,
-          c = CONCEPTS[c - 1]); instance_mask (N, H, W) int32 (0 background,
-          j + 1 = object j); background_map (N, H, W) uint8 (BACKGROUNDS id per pixel);
-          background, scene, super_category, num_objects (N,) int32; index (N,)
-          int64; object_counts (N, K) int32; objects_present (N, K) bool;
-          captions (N, 5) CAPTION_DTYPE; per-object records padded to MAX_OBJECTS = M:
-          obj_class (N, M) uint8 (0 = padding), obj_subconcept (N, M) int8 (index
-          into SUBCONCEPTS[concept], -1 padding), obj_bbox (N, M, 4) int32
-          (y0, x0, y1, x1, half-open, tight), obj_center (N, M, 2) float32 (y, x),
-          obj_angle (N, M) float32 (radians, length axis), obj_length,
-          obj_width (N, M) float32 pixels, obj_background (N, M) int8 (majority
-          BACKGROUNDS id under the object; for boats the whole footprint).
+            image (N, H, W, 3) uint8; class_mask (N, H, W) uint8 (0 background,
+            c = CONCEPTS[c - 1]); instance_mask (N, H, W) int32 (0 background,
+            j + 1 = object j); background_map (N, H, W) uint8 (BACKGROUNDS id per pixel);
+            background, scene, super_category, num_objects (N,) int32; index (N,)
+            int64; object_counts (N, K) int32; objects_present (N, K) bool;
+            captions (N, 5) CAPTION_DTYPE; per-object records padded to MAX_OBJECTS = M:
+            obj_class (N, M) uint8 (0 = padding), obj_subconcept (N, M) int8 (index
+            into SUBCONCEPTS[concept], -1 padding), obj_bbox (N, M, 4) int32
+            (y0, x0, y1, x1, half-open, tight), obj_center (N, M, 2) float32 (y, x),
+            obj_angle (N, M) float32 (radians, length axis), obj_length,
+            obj_width (N, M) float32 pixels, obj_background (N, M) int8 (majority
+            BACKGROUNDS id under the object; for boats the whole footprint).
     """
     if num < 1:
         raise ValueError(f"num must be at least 1, got {num}")

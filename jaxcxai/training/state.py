@@ -131,7 +131,7 @@ def make_train_step(loss_fn: LossFn) -> Callable:
             state.params, state.batch_stats, batch, step_key
         )
         new_state = state.apply_gradients(grads, batch_stats=batch_stats)
-        metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads))
+        metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads))
         return new_state, metrics
 
     return train_step

@@ -107,6 +107,7 @@ __all__ = [
     "DiscoveryStudy",
     "discover",
     "evaluation",
+    "recovered_concepts",
     "report",
     "run",
     "study",

@@ -159,7 +159,7 @@ def make_sae_train_step(dead_after=1000):
             "fvu": jnp.sum((recon - x) ** 2) / jnp.maximum(var, 1e-30),
             "l0": jnp.mean(jnp.sum(codes > 0, axis=-1)),
             "dead": jnp.sum(since >= dead_after),
-            "grad_norm": optax.global_norm(grads),
+            "grad_norm": optax.tree.norm(grads),
         }
         return state.replace(params=params), metrics
 

@@ -39,7 +39,7 @@ Under "index" and "reference", per-query values are computed in the same
 floating-point order as the per-query loop in `reference` (pairwise sums per
 query, sequential sums over queries), so they agree with it bit for bit.
 
-Modules:
+The modules, one line each:
   hamming     code packing, Hamming distances (JAX and packed), relevance
   ranking     per-query ranking statistics of one query chunk (index order)
   ties        tie-aware expected AP@K and P@K from per-distance histograms
