@@ -84,7 +84,7 @@ def get_config(variant=None):
     # concept, as Places photos do), for a scene_fraction of the backgrounds,
     # the rest without objects; "backgrounds": layouts without objects.
     c.pool.source = "scenes"
-    c.pool.scene_fraction = 0.5
+    c.pool.scene_fraction = 0.5  # share of whole scenes among the backgrounds
     # Per concept, reject backgrounds a classifier sees the concept in (spec
     # §7.2): "presence" (the backbone's has_<concept> output), "imagenet" (the
     # packaged MobileNetV2's top-k against filtering.IMAGENET_CONCEPTS), "none".
