@@ -24,11 +24,8 @@ test: lint
 
 # The site, strictly: broken links, missing API entries and failing tutorials
 # (run in tiny mode) fail the build.
-# The tutorials share the test run's XLA compilation cache (tests/conftest.py).
 docs: setup
-	NO_MKDOCS_2_WARNING=1 JAX_COMPILATION_CACHE_DIR=$${TMPDIR:-/tmp}/jaxcxai-xla-cache \
-	JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 JAX_COMPILATION_CACHE_MAX_SIZE=2147483648 \
-	.venv/bin/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir site
 
 bench-quick: setup
 	$(PY) -m eval.bench sharded_step --quick

@@ -17,19 +17,6 @@ if "xla_gpu_deterministic_ops" not in os.environ["XLA_FLAGS"]:
     os.environ["XLA_FLAGS"] += " --xla_gpu_deterministic_ops=true"
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# One on-disk XLA compilation cache for every process of the run (xdist
-# workers, the multi-host tests' subprocesses, the docs build after them):
-# most of a tiny test's time is compiling programs that the main-job test,
-# the stage tests and the script tests compile again with the same shapes.
-# A cached executable is the same compiled program, so results are
-# unchanged; the cache is kept under 2 GB (least recently used out first).
-os.environ.setdefault(
-    "JAX_COMPILATION_CACHE_DIR",
-    os.path.join(tempfile.gettempdir(), "jaxcxai-xla-cache"),
-)
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
-os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 << 30))
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
