@@ -96,14 +96,21 @@ def _imagenet_classifier():
     return lambda images: fn(resize(np.asarray(images), 224))
 
 
-def _pool_logits(st: BackgroundStudy, net: TrainedBackbone, pool) -> np.ndarray | None:
-    """(P, K) logits of the filter's classifier over a pool (None: no filter)."""
+def _classifier(st: BackgroundStudy, net: TrainedBackbone):
+    """The filter's classifier, images -> (B, K) logits (None: no filter)."""
     if st.pool.filter == "none":
         return None
     if st.pool.filter == "presence":
-        classify = jax.jit(lambda x: net.apply(x)[0])
-    else:
-        classify = _imagenet_classifier()
+        return jax.jit(lambda x: net.apply(x)[0])
+    return _imagenet_classifier()
+
+
+def _pool_logits(st: BackgroundStudy, net: TrainedBackbone, pool, classify=None):
+    """(P, K) logits of the filter's classifier over a pool (None: no filter);
+    pass `classify` (from `_classifier`) to reuse one compiled classifier."""
+    if st.pool.filter == "none":
+        return None
+    classify = classify or _classifier(st, net)
     return filtering.classify_backgrounds(
         pool.images, classify, batch_size=st.batch_size
     )
@@ -239,7 +246,8 @@ def background(st: BackgroundStudy, workdir: str, net: TrainedBackbone,
     groups = study_lib.groups(st)
     train_cand = _candidates(st, size, p.seed, p.train_per_group)
     test_cand = _candidates(st, size, p.test_seed, p.test_per_group)
-    logits = (_pool_logits(st, net, train_cand), _pool_logits(st, net, test_cand))
+    classify = _classifier(st, net)  # compiled once for both pools
+    logits = tuple(_pool_logits(st, net, c, classify) for c in (train_cand, test_cand))
     seconds = {"data": time.perf_counter() - t0, "fit": 0.0, "test": 0.0}
     _say(progress, f"{len(objs)} concepts x {st.data.num_train} + "
                    f"{st.data.num_test} objects, pools in {seconds['data']:.1f} s")  # fmt: skip
