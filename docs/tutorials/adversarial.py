@@ -31,6 +31,7 @@ import optax
 from jaxcxai import adversarial as adv
 from jaxcxai.data import classic
 from jaxcxai.models import SmallCNN, host_init
+from jaxcxai.training import make_train_step, state_from_variables
 
 TINY = os.environ.get("JAXCXAI_TUTORIAL_SIZE", "default") == "tiny"
 TRAIN_STEPS = 100 if TINY else 800  # Adam steps of the CNN
@@ -61,30 +62,26 @@ held, train = perm[:400], perm[400:]
 
 model = SmallCNN(num_classes=10, widths=(8, 16, 32))
 variables = host_init(model, (1, 16, 16, 1), seed=0)
-tx = optax.adam(3e-3)
-opt = tx.init(variables["params"])
 
 
-@jax.jit
-def train_step(variables, opt, x, y):
-    def loss_fn(params):
-        (logits, _), upd = model.apply(
-            {**variables, "params": params}, 2 * x - 1, train=True,
-            mutable=["batch_stats"],
-        )  # fmt: skip
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-        return loss, upd["batch_stats"]
-
-    (loss, stats), g = jax.value_and_grad(loss_fn, has_aux=True)(variables["params"])
-    updates, opt = tx.update(g, opt, variables["params"])
-    params = optax.apply_updates(variables["params"], updates)
-    return {"params": params, "batch_stats": stats}, opt, loss
+def loss_fn(params, batch_stats, batch, key):
+    """The library's train-step contract: cross-entropy on pixels mapped to
+    [-1, 1]."""
+    (logits, _), upd = model.apply(
+        {"params": params, "batch_stats": batch_stats}, 2 * batch["x"] - 1,
+        train=True, mutable=["batch_stats"],
+    )  # fmt: skip
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
+    return loss, (upd.get("batch_stats", {}), {})
 
 
+train_step = jax.jit(make_train_step(loss_fn))
+state = state_from_variables(model, optax.adam(3e-3), variables)
+key = jax.random.key(0)  # folded with the step by the contract (unused here)
 for idx in rng.integers(0, len(train), (TRAIN_STEPS, 64)):
-    variables, opt, loss = train_step(
-        variables, opt, x_all[train[idx]], y_all[train[idx]]
-    )
+    batch = {"x": x_all[train[idx]], "y": y_all[train[idx]]}
+    state, metrics = train_step(state, batch, key)
+variables, loss = state.variables(), metrics["loss"]
 
 
 def apply_fn(x):

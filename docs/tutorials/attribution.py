@@ -34,6 +34,7 @@ from jaxcxai import attribution as attr
 from jaxcxai.data import synthaerial
 from jaxcxai.metrics import explanations as em
 from jaxcxai.models import SmallCNN, host_init
+from jaxcxai.training import make_train_step, state_from_variables
 
 TINY = os.environ.get("JAXCXAI_TUTORIAL_SIZE", "default") == "tiny"
 SIZE = 32 if TINY else 64  # image side in pixels
@@ -64,31 +65,30 @@ model = SmallCNN(num_classes=len(synthaerial.CONCEPTS), widths=WIDTHS)
 # compiling `model.init`'s random-number code costs seconds on XLA:CPU.
 variables = host_init(model, images[:2].shape, seed=0)
 opt = optax.adam(3e-3)
-opt_state = opt.init(variables["params"])
 
 
-@jax.jit
-def train_step(variables, opt_state, x, y):
-    def loss_fn(params):
-        (logits, _), upd = model.apply(
-            {**variables, "params": params}, x, train=True, mutable=["batch_stats"]
-        )
-        return optax.sigmoid_binary_cross_entropy(logits, y).mean(), upd
-
-    (loss, upd), g = jax.value_and_grad(loss_fn, has_aux=True)(variables["params"])
-    updates, opt_state = opt.update(g, opt_state)
-    params = optax.apply_updates(variables["params"], updates)
-    return {"params": params, **upd}, opt_state, loss
+def loss_fn(params, batch_stats, batch, key):
+    """The library's train-step contract: sigmoid BCE of the multi-label head."""
+    (logits, _), upd = model.apply(
+        {"params": params, "batch_stats": batch_stats}, batch["x"], train=True,
+        mutable=["batch_stats"],
+    )  # fmt: skip
+    loss = optax.sigmoid_binary_cross_entropy(logits, batch["y"]).mean()
+    return loss, (upd.get("batch_stats", {}), {})
 
 
+train_step = jax.jit(make_train_step(loss_fn))
+
+
+state = state_from_variables(model, opt, variables)
+key = jax.random.key(0)  # the contract folds it with the step (unused here)
 rng = np.random.default_rng(0)
 t0 = time.time()
 for step in range(STEPS):
     idx = rng.integers(0, N_TRAIN, 32 if TINY else 64)
-    variables, opt_state, loss = train_step(
-        variables, opt_state, images[idx], labels[idx]
-    )
-print(f"final training loss {float(loss):.3f} ({time.time() - t0:.1f} s)")
+    state, metrics = train_step(state, {"x": images[idx], "y": labels[idx]}, key)
+variables = state.variables()
+print(f"final training loss {float(metrics['loss']):.3f} ({time.time() - t0:.1f} s)")
 
 
 @jax.jit

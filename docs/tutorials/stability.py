@@ -31,6 +31,7 @@ from jaxcxai.concepts import stability as stab
 from jaxcxai.concepts.probes import fit_cavs
 from jaxcxai.data import synthaerial
 from jaxcxai.models import SmallCNN, host_init
+from jaxcxai.training import make_train_step, state_from_variables
 
 TINY = os.environ.get("JAXCXAI_TUTORIAL_SIZE", "default") == "tiny"
 SIZE = 32 if TINY else 64
@@ -60,34 +61,30 @@ model = SmallCNN(num_classes=len(CONCEPTS), widths=WIDTHS)
 opt = optax.adam(3e-3)
 
 
-@jax.jit
-def train_step(variables, opt_state, x, y):
-    def loss_fn(params):
-        (logits, _), upd = model.apply(
-            {**variables, "params": params}, x, train=True, mutable=["batch_stats"]
-        )
-        return optax.sigmoid_binary_cross_entropy(logits, y).mean(), upd
+def loss_fn(params, batch_stats, batch, key):
+    """The library's train-step contract: sigmoid BCE of the multi-label head."""
+    (logits, _), upd = model.apply(
+        {"params": params, "batch_stats": batch_stats}, batch["x"], train=True,
+        mutable=["batch_stats"],
+    )  # fmt: skip
+    loss = optax.sigmoid_binary_cross_entropy(logits, batch["y"]).mean()
+    return loss, (upd.get("batch_stats", {}), {})
 
-    (loss, upd), g = jax.value_and_grad(loss_fn, has_aux=True)(variables["params"])
-    updates, opt_state = opt.update(g, opt_state)
-    return (
-        {"params": optax.apply_updates(variables["params"], updates), **upd},
-        (opt_state),
-        loss,
-    )
+
+train_step = jax.jit(make_train_step(loss_fn))
 
 
 def train(seed):
     # NumPy initial weights: compiling `model.init` costs seconds on XLA:CPU.
-    variables = host_init(model, images[:2].shape, seed=seed)
-    opt_state = opt.init(variables["params"])
+    state = state_from_variables(
+        model, opt, host_init(model, images[:2].shape, seed=seed)
+    )
+    key = jax.random.key(seed)  # folded with the step by the contract (unused)
     rng = np.random.default_rng(seed)
     for _ in range(STEPS):
         idx = rng.integers(0, N_TRAIN, 32 if TINY else 64)
-        variables, opt_state, loss = train_step(
-            variables, opt_state, images[idx], labels[idx]
-        )
-    return variables, float(loss)
+        state, metrics = train_step(state, {"x": images[idx], "y": labels[idx]}, key)
+    return state.variables(), float(metrics["loss"])
 
 
 t0 = time.time()

@@ -1,6 +1,7 @@
 """Training state, the train-step contract, the loop and trained backbones.
 
-state     `TrainState`, `create_train_state`, `make_train_step` (the
+state     `TrainState`, `create_train_state`, `state_from_variables`,
+          `make_train_step` (the
           `train_step(state, batch, key) -> (state, metrics)` contract)
 loop      the training loop with logging, checkpoints, evaluation hooks
 classify  classification loss with a multi-label head, prediction, metrics
@@ -17,6 +18,7 @@ from jaxcxai.training.loop import train_loop as train_loop
 from jaxcxai.training.state import TrainState as TrainState
 from jaxcxai.training.state import abstract_state as abstract_state
 from jaxcxai.training.state import create_train_state as create_train_state
+from jaxcxai.training.state import state_from_variables as state_from_variables
 from jaxcxai.training.state import init_state_sharded as init_state_sharded
 from jaxcxai.training.state import make_train_step as make_train_step
 
@@ -29,6 +31,7 @@ __all__ = [
     "TrainState",
     "abstract_state",
     "create_train_state",
+    "state_from_variables",
     "first_nonfinite",
     "init_state_sharded",
     "make_train_step",

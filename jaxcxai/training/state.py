@@ -74,7 +74,23 @@ def create_train_state(
       A `TrainState` at step 0. Wrap in `jax.jit(..., out_shardings=...)` (see
       `init_state_sharded`) to create it already placed on a mesh.
     """
-    variables = model.init(key, *init_args, **kw)
+    return state_from_variables(model, tx, model.init(key, *init_args, **kw))
+
+
+def state_from_variables(
+    model: Any, tx: optax.GradientTransformation, variables: dict
+) -> TrainState:
+    """A `TrainState` at step 0 from given variables.
+
+    For weights that do not come from `model.init`: NumPy-drawn ones
+    (`models.host_init`, which avoids compiling the random-number code on
+    XLA:CPU), imported or pretrained ones.
+
+    Args:
+      model: the `flax.linen.Module` the variables belong to.
+      tx: optax transformation.
+      variables: {"params": ..., optional "batch_stats": ...}.
+    """
     params = variables["params"]
     return TrainState(
         step=jnp.zeros((), jnp.int32),
