@@ -137,15 +137,27 @@ def reject_presence(logits, columns, threshold: float = 0.5) -> jax.Array:
 def presence_scores(logits, columns) -> np.ndarray:
     """(P,) the largest logit among `columns`: how concept-like a background
     is to a presence head (the order `reject_presence` thresholds)."""
-    return np.asarray(logits)[:, np.asarray(columns, np.int64).reshape(-1)].max(axis=1)
+    logits, cols = np.asarray(logits), np.asarray(columns, np.int64).reshape(-1)
+    if (
+        logits.ndim != 2
+        or not len(cols)
+        or cols.min() < 0
+        or cols.max() >= logits.shape[1]
+    ):
+        raise ValueError(f"logits must be (P, K) and columns non-empty in [0, K), "
+                         f"got {logits.shape} and {cols.tolist()}")  # fmt: skip
+    return logits[:, cols].max(axis=1)
 
 
 def top_k_scores(logits, forbidden) -> np.ndarray:
     """(P,) the largest logit of a forbidden class minus the row's largest
     logit (0 = a forbidden class is the top-1): how concept-like a background
     is to a top-k filter."""
-    logits = np.asarray(logits)
-    return logits[:, np.asarray(forbidden, bool)].max(axis=1) - logits.max(axis=1)
+    logits, forbidden = np.asarray(logits), np.asarray(forbidden, bool)
+    if logits.ndim != 2 or forbidden.shape != logits.shape[-1:] or not forbidden.any():
+        raise ValueError(f"logits must be (P, K) and forbidden (K,) with a True "
+                         f"entry, got {logits.shape} and {forbidden.shape}")  # fmt: skip
+    return logits[:, forbidden].max(axis=1) - logits.max(axis=1)
 
 
 def classify_backgrounds(images, classify, *, batch_size: int = 64) -> np.ndarray:
@@ -225,6 +237,9 @@ def score_filter(rejected, truth) -> dict:
     the background shows the concept. Precision / recall are None when
     undefined (nothing rejected / nothing to reject)."""
     r, t = np.asarray(rejected, bool), np.asarray(truth, bool)
+    if r.ndim != 1 or r.shape != t.shape:
+        raise ValueError(f"rejected and truth must be the same (P,) shape, got "
+                         f"{r.shape} and {t.shape}")  # fmt: skip
     tp, fp, fn = int((r & t).sum()), int((r & ~t).sum()), int((~r & t).sum())
     return {"candidates": int(r.size), "rejected": int(r.sum()), "showing": int(t.sum()),
             "true_rejections": tp, "false_rejections": fp, "missed": fn,

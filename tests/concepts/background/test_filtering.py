@@ -193,3 +193,12 @@ def test_study_filter_glue_imagenet_top_k(monkeypatch):
     used, stats = run._filtered_pool(st, None, pool, logits, "car", 2, "test pool")
     np.testing.assert_array_equal(used.images[:, 0, 0, 0], [0, 1, 3, 4])
     assert stats["rejected"] == 0
+
+
+def test_scores_and_counts_name_bad_shapes():
+    with pytest.raises(ValueError, match="columns"):
+        filtering.presence_scores(np.zeros((2, 3)), [5])
+    with pytest.raises(ValueError, match="forbidden"):
+        filtering.top_k_scores(np.zeros((2, 3)), [False, False, False])
+    with pytest.raises(ValueError, match="same"):
+        filtering.score_filter([True, False], [True])
