@@ -18,9 +18,9 @@ from jaxcxai.training.loop import train_loop as train_loop
 from jaxcxai.training.state import TrainState as TrainState
 from jaxcxai.training.state import abstract_state as abstract_state
 from jaxcxai.training.state import create_train_state as create_train_state
-from jaxcxai.training.state import state_from_variables as state_from_variables
 from jaxcxai.training.state import init_state_sharded as init_state_sharded
 from jaxcxai.training.state import make_train_step as make_train_step
+from jaxcxai.training.state import state_from_variables as state_from_variables
 
 __all__ = [
     "backbone",
