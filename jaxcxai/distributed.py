@@ -78,6 +78,8 @@ def initialize_distributed(
         return False
     if not explicit and not _cluster_env_detected():
         return False
+    if not explicit:
+        _check_slurm_env()
     if jax.config.jax_cpu_collectives_implementation in (None, "none"):
         # Without it, jit over a mesh that spans processes fails on CPUs.
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -160,6 +162,39 @@ def _wait_for_coordinator(address: str, timeout_s: float) -> None:
                     "0 first, and check the address and port."
                 ) from err
             time.sleep(0.2)
+
+
+# What jax's SLURM detection reads (jax._src.clusters.slurm_cluster); `srun`
+# sets all of them, a bare `salloc` shell only some.
+_SLURM_VARS = (
+    "SLURM_JOB_ID",
+    "SLURM_STEP_NODELIST",
+    "SLURM_NTASKS",
+    "SLURM_PROCID",
+    "SLURM_LOCALID",
+)
+
+
+def _check_slurm_env() -> None:
+    """Raises if a SLURM allocation describes several tasks but this process
+    was not started by `srun` (jax would then stop with an unexplained
+    "coordinator_address should be defined").
+
+    Raises:
+      DistributedInitError: naming the missing SLURM variables.
+    """
+    if not os.environ.get("SLURM_NTASKS", "").isdigit():
+        return
+    if int(os.environ["SLURM_NTASKS"]) <= 1:
+        return
+    missing = [v for v in _SLURM_VARS if v not in os.environ]
+    if missing:
+        raise DistributedInitError(
+            f"SLURM_NTASKS={os.environ['SLURM_NTASKS']} but {', '.join(missing)} "
+            "not set: start every task with srun (which sets them), or pass "
+            "coordinator_address, num_processes and process_id (--coordinator, "
+            "--num_processes, --process_id)."
+        )
 
 
 def _cluster_env_detected() -> bool:

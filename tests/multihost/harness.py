@@ -127,6 +127,7 @@ def run_jobs(
     coordinator: str | None = None,
     process_ids: list[int] | None = None,
     kill_siblings: bool = True,
+    launcher: str = "flags",
 ) -> list[list[dict[str, np.ndarray]]]:
     """Runs workers in order in `num_processes` local processes.
 
@@ -147,6 +148,13 @@ def run_jobs(
       kill_siblings: kill the others as soon as one process fails. False
         waits for every process to exit on its own (up to `timeout_s`), to
         test that survivors fail rather than hang.
+      launcher: "flags" passes the coordinator, process count and id
+        explicitly (`--coordinator ...`); "slurm" passes none and instead
+        sets the variables `srun` sets (`SLURM_JOB_ID`, `SLURM_NTASKS`,
+        `SLURM_PROCID`, `SLURM_LOCALID`, `SLURM_STEP_NODELIST`), so each
+        child starts through `configs.cli.start_hosts` with no flags, as a
+        script under `srun` does. The job id is chosen so that the port jax
+        derives from it is free; `coordinator` must then be None.
 
     Returns:
       `results[job][k]`: the result dict of job `job` in the k-th started
@@ -158,6 +166,13 @@ def run_jobs(
       MultiProcessError: a process failed in a worker.
     """
     ids = list(range(num_processes)) if process_ids is None else list(process_ids)
+    if launcher not in ("flags", "slurm"):
+        raise ValueError(f"launcher must be 'flags' or 'slurm', got {launcher!r}")
+    if launcher == "slurm":
+        if coordinator is not None:
+            raise ValueError("launcher='slurm' derives the coordinator itself")
+        job_id = _slurm_job_id()
+        coordinator = f"127.0.0.1:{_slurm_port(job_id)}"
     coordinator = coordinator or f"127.0.0.1:{free_port()}"
     names = ", ".join(fn for fn, _ in jobs)
     workdir = Path(tempfile.mkdtemp(prefix="multihost-"))
@@ -176,7 +191,18 @@ def run_jobs(
                     "init-timeout": init_timeout_s,
                     "heartbeat-timeout": heartbeat_timeout_s,
                 }
-                procs[i] = _start(flags, workdir, i, devices_per_process)
+                env = {}
+                if launcher == "slurm":
+                    flags["coordinator"] = "slurm"
+                    env = {
+                        "SLURM_JOB_ID": str(job_id),
+                        "SLURM_NTASKS": str(num_processes),
+                        "SLURM_PROCID": str(i),
+                        "SLURM_LOCALID": str(i),
+                        "SLURM_STEP_NODELIST": "127.0.0.1",
+                        "SLURM_STEP_NUM_NODES": "1",
+                    }
+                procs[i] = _start(flags, workdir, i, devices_per_process, env)
             failed = _wait(procs, time.monotonic() + timeout_s, kill_siblings)
         finally:
             _kill_all(procs)
@@ -211,8 +237,30 @@ def run_agreed(module: str, jobs, layout: dict, timeout_s: float) -> list[dict]:
     return [same_on_every_host(results) for results in runs]
 
 
-def _start(flags: dict, workdir: Path, i: int, devices: int) -> subprocess.Popen:
-    """Starts child `i` in its own process group, logging to `workdir`."""
+def _slurm_port(job_id: int) -> int:
+    """The coordinator port jax's SLURM detection derives from the job id
+    (jax._src.clusters.slurm_cluster: the last 4096 ports)."""
+    return job_id % 4096 + 65536 - 4096
+
+
+def _slurm_job_id() -> int:
+    """A job id whose derived coordinator port is free right now."""
+    rng = np.random.default_rng()
+    for job_id in rng.integers(10_000, 1_000_000, size=64):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", _slurm_port(int(job_id))))
+            except OSError:
+                continue
+        return int(job_id)
+    raise RuntimeError("No free port among 64 SLURM job ids tried.")
+
+
+def _start(
+    flags: dict, workdir: Path, i: int, devices: int, env: dict | None = None
+) -> subprocess.Popen:
+    """Starts child `i` in its own process group, logging to `workdir`;
+    `env` adds to (or overrides) its environment."""
     cmd = [sys.executable, "-m", "tests.multihost.harness"]
     for name, value in flags.items():
         cmd += [f"--{name}", str(value)]
@@ -227,7 +275,7 @@ def _start(flags: dict, workdir: Path, i: int, devices: int) -> subprocess.Popen
             stdout=out,
             stderr=err,
             cwd=REPO_ROOT,
-            env=_child_env(devices),
+            env={**_child_env(devices), **(env or {})},
             start_new_session=True,  # its own group: killpg reaches all
         )
 
@@ -338,7 +386,7 @@ def _child_main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", required=True, help="JSON [{fn, args}, ...]")
     parser.add_argument("--out", required=True, help="result path with {job}")
-    parser.add_argument("--coordinator", required=True)
+    parser.add_argument("--coordinator", required=True, help='host:port or "slurm"')
     parser.add_argument("--num-processes", type=int, required=True)
     parser.add_argument("--process-id", type=int, required=True)
     parser.add_argument("--init-timeout", type=int, required=True)
@@ -354,13 +402,21 @@ def _child_main(argv=None) -> None:
     # The settings of tests/conftest.py, so workers see the test defaults.
     jax.config.update("jax_numpy_rank_promotion", "raise")
     jax.config.update("jax_threefry_partitionable", True)
-    parallel.initialize_distributed(
-        opts.coordinator,
-        opts.num_processes,
-        opts.process_id,
-        initialization_timeout=opts.init_timeout,
-        heartbeat_timeout=opts.heartbeat_timeout,
-    )
+    if opts.coordinator == "slurm":
+        # As a script under srun: no host flags, the launcher is detected.
+        from configs import cli
+
+        none = argparse.Namespace(coordinator=None, num_processes=None, process_id=None)
+        if not cli.start_hosts(none):
+            raise RuntimeError("start_hosts did not detect the SLURM environment")
+    else:
+        parallel.initialize_distributed(
+            opts.coordinator,
+            opts.num_processes,
+            opts.process_id,
+            initialization_timeout=opts.init_timeout,
+            heartbeat_timeout=opts.heartbeat_timeout,
+        )
     if jax.process_count() != opts.num_processes:
         raise RuntimeError(
             f"Expected {opts.num_processes} processes, jax sees {jax.process_count()}."

@@ -41,6 +41,32 @@ def test_results_come_back_per_process():
         assert result["ids"].tolist() == [0, 1]
 
 
+def test_slurm_environment_starts_without_flags():
+    # What `srun python -m train.X ...` gives each task: no host flags, only
+    # SLURM's variables; `cli.start_hosts` must detect them and jax must
+    # derive the coordinator (first node, port from the job id).
+    out = harness.run_processes(
+        f"{WORKERS}:topology", launcher="slurm", init_timeout_s=30, timeout_s=90
+    )
+    assert [int(r["process"]) for r in out] == [0, 1]
+    for result in out:
+        assert result["ids"].tolist() == [0, 1]
+        assert result["counts"].tolist() == [2, 8, 4]
+
+
+def test_slurm_allocation_without_srun_names_the_missing_variables(monkeypatch):
+    # A bare `salloc` shell: several tasks allocated, but not started by srun.
+    for var in ("SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_PROCID"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("SLURM_NTASKS", "2")
+    monkeypatch.setenv("SLURM_LOCALID", "0")
+    with pytest.raises(parallel.DistributedInitError) as err:
+        parallel.initialize_distributed()
+    for var in ("SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_PROCID"):
+        assert var in str(err.value)
+    assert "SLURM_LOCALID" not in str(err.value)
+
+
 def test_initialize_distributed_raises_when_nobody_listens(dead_port):
     # In this process: the wait for the coordinator raises before jax's
     # runtime is touched (which would abort the process instead).

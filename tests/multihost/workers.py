@@ -260,6 +260,19 @@ def allgather_ids(args: dict) -> dict[str, np.ndarray]:
     return {"ids": np.asarray(ids).ravel()}
 
 
+def topology(args: dict) -> dict[str, np.ndarray]:
+    """The runtime as this process sees it, and the gathered process ids."""
+    del args
+    ids = multihost_utils.process_allgather(np.asarray([jax.process_index()]))
+    return {
+        "ids": np.asarray(ids).ravel(),
+        "process": np.asarray(jax.process_index()),
+        "counts": np.asarray(
+            [jax.process_count(), jax.device_count(), jax.local_device_count()]
+        ),
+    }
+
+
 def die_in_process(args: dict) -> dict[str, np.ndarray]:
     """Process `args["process"]` exits abruptly (`os._exit`, no clean-up);
     the others enter a collective that can only finish with it."""
