@@ -22,14 +22,18 @@ Agreement:
   torchvision on tensors) differ by rounding, so both are compared after using
   the same PIL-resized backgrounds: ours on the resized pool (fit = identity)
   must give identical pixels. The resize difference itself is reported.
-* `voronoi`: the fraction of pixels whose cell (our nearest seed) equals the
-  cell of the PIL polygon that covers it. PIL's polygon fill also paints edge
-  pixels and later cells overwrite earlier ones there, so about 1% of the
-  pixels of a 128 x 128 image differ, all next to a cell boundary. Required:
-  >= 0.98 overall and exactly 1 on pixels more than 2 px from every boundary
-  (the brief's 0.99 overall is reported as `voronoi_cell_agreement_ge_0_99`).
+* `voronoi`: the fraction of pixels whose cell equals the cell of the PIL
+  polygon that covers it, for both rasterisations of `voronoi.voronoi_cells`.
+  `edges="exact"` (our nearest seed, the default; `voronoi_cell_agreement`):
+  PIL's polygon fill also paints edge pixels and later cells overwrite earlier
+  ones there, so about 1% of the pixels of a 128 x 128 image differ, all next
+  to a cell boundary; required: >= 0.98 overall and exactly 1 on pixels more
+  than 2 px from every boundary. `edges="pil"` (the reference's rasterisation
+  emulated; `voronoi_cell_agreement_pil_edges`): required >= 0.99, the issue's
+  target, which `voronoi_cell_agreement_ge_0_99` reports for this flag.
 """
 
+import functools
 import time
 
 import jax
@@ -51,11 +55,11 @@ def _inputs():
     return data["image"], (data["class_mask"] > 0).astype(np.float32), pool
 
 
-@jax.jit
-def _ours(images, masks, pool, key):
+@functools.partial(jax.jit, static_argnames="edges")
+def _ours(images, masks, pool, key, edges="exact"):
     k_full, k_vor = jax.random.split(key)
     full = paste.make_views(images, masks, pool, k_full, "full", VIEWS)
-    vor = paste.make_views(images, masks, pool, k_vor, "voronoi", VIEWS)
+    vor = paste.make_views(images, masks, pool, k_vor, "voronoi", VIEWS, edges=edges)
     return jnp.concatenate([full, vor], axis=1)
 
 
@@ -158,6 +162,8 @@ def run(quick: bool) -> dict:
     compile_s = time.perf_counter() - t0
     ours_s, views = best_time(lambda: _ours(*args, key), 3 if quick else 10)
     views = np.asarray(views)
+    jax.block_until_ready(_ours(*args, key, edges="pil"))
+    pil_s, _ = best_time(lambda: _ours(*args, key, edges="pil"), 3 if quick else 10)
 
     plans = _plans(key, len(pool))
     base_s, base = best_time(lambda: _baseline_views(images, masks, pool, plans), 1)
@@ -167,19 +173,25 @@ def run(quick: bool) -> dict:
     same = np.asarray(_ours(args[0], args[1], jnp.asarray(pil_pool), key))
     ours_fit = np.asarray(paste.fit_background(pool, (SIZE, SIZE)))
     resize_diff = np.abs(np.clip(np.round(ours_fit), 0, 255) - pil_pool)
-    cells_ours = jax.vmap(lambda s: voronoi.voronoi_cells(s, SIZE, SIZE))(
-        jnp.asarray(plans[1].reshape(-1, 12, 2), jnp.float32)
+    seeds = jnp.asarray(plans[1].reshape(-1, 12, 2), jnp.float32)
+    cells_ours = jax.vmap(lambda s: voronoi.voronoi_cells(s, SIZE, SIZE))(seeds)
+    cells_pil = jax.vmap(lambda s: voronoi.voronoi_cells(s, SIZE, SIZE, edges="pil"))(
+        seeds
     )
     cells_base = np.stack([_baseline_cells(s) for s in plans[1].reshape(-1, 12, 2)])
     match = np.asarray(cells_ours) == cells_base
     cell_agree = float(np.mean(match))
+    pil_agree = float(np.mean(np.asarray(cells_pil) == cells_base))
     dist = np.stack([_boundary_distance(p) for p in plans[1].reshape(-1, 12, 2)])
     interior = float(np.mean(match[dist > 2.0]))
     full_equal = bool(np.array_equal(same[:, :VIEWS], base[:, :VIEWS]))
+    exact_ok = cell_agree >= 0.98 and interior == 1.0
+    ok = full_equal and exact_ok and pil_agree >= 0.99
     agreement = {
         "full_identical_pixels_same_resized_backgrounds": full_equal,
         "voronoi_cell_agreement": cell_agree,
-        "voronoi_cell_agreement_ge_0_99": cell_agree >= 0.99,
+        "voronoi_cell_agreement_pil_edges": pil_agree,
+        "voronoi_cell_agreement_ge_0_99": pil_agree >= 0.99,
         "voronoi_cell_agreement_beyond_2px_of_boundaries": interior,
         "voronoi_max_mismatch_distance_px": float(dist[~match].max(initial=0.0)),
         "voronoi_pixel_agreement_same_resized_backgrounds": float(
@@ -200,7 +212,7 @@ def run(quick: bool) -> dict:
         "seconds for all views",
         "baseline_s": base_s,
         "agreement": agreement,
-        "agreement_ok": full_equal and cell_agree >= 0.98 and interior == 1.0,
+        "agreement_ok": ok,
         "params": {
             "views": n_views,
             "images": N_IMAGES,
@@ -217,6 +229,8 @@ def run(quick: bool) -> dict:
         },
         "extra": {
             "ours_compile_s": compile_s,
+            "ours_pil_edges_s": pil_s,
+            "speedup_pil_edges": base_s / pil_s,
             "views_per_s": {"ours": n_views / ours_s, "baseline": n_views / base_s},
         },
     }

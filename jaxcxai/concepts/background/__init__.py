@@ -3,6 +3,7 @@
 paste      foreground on random backgrounds: full, Voronoi and vanilla views,
            resize + centre crop, `make_views` (one jitted call over a batch)
 voronoi    Voronoi mosaics: seed points, dummy corners, per-pixel cells
+polygon_fill  the cells as PIL fills their polygons (the `edges="pil"` quirk)
 pools      background pools: SynthAerial scenes without objects or with
            them (and their truth), procedural (noise, texture families)
 places     Places205-style folders of scene photos

@@ -122,7 +122,7 @@ def _cast(x: jax.Array, dtype) -> jax.Array:
     return x.astype(dtype)
 
 
-def _view(image, mask, bgs, key, kind, vor_opts):
+def _view(image, mask, bgs, key, kind, vor_opts, edges):
     if kind == "vanilla":
         return image
     if kind == "full":
@@ -130,20 +130,22 @@ def _view(image, mask, bgs, key, kind, vor_opts):
     else:
         h, w = image.shape[:2]
         seeds, ids = voronoi.voronoi_plan(key, bgs.shape[0], h, w, **vor_opts)
-        cells = voronoi.voronoi_cells(seeds, h, w)
+        cells = voronoi.voronoi_cells(seeds, h, w, edges=edges)
         rows, cols = jnp.arange(h)[:, None], jnp.arange(w)[None, :]
         background = bgs[ids[cells], rows, cols]
     return paste(image, mask, background)
 
 
-@functools.partial(jax.jit, static_argnames=("kind", "n_views", "resize", "vor_opts"))
-def _make_views(images, masks, pool, key, kind, n_views, resize, vor_opts):
+@functools.partial(
+    jax.jit, static_argnames=("kind", "n_views", "resize", "vor_opts", "edges")
+)
+def _make_views(images, masks, pool, key, kind, n_views, resize, vor_opts, edges):
     n, h, w = images.shape[:3]
     bgs = images[:1]  # unused by vanilla views
     if kind != "vanilla":
         bgs = _cast(fit_background(pool, (h, w), resize=resize), images.dtype)
     keys = view_keys(key, n, n_views)
-    one = functools.partial(_view, kind=kind, vor_opts=dict(vor_opts))
+    one = functools.partial(_view, kind=kind, vor_opts=dict(vor_opts), edges=edges)
     per_view = jax.vmap(one, in_axes=(None, None, None, 0))
     return jax.vmap(per_view, in_axes=(0, 0, None, 0))(images, masks, bgs, keys)
 
@@ -191,6 +193,7 @@ def make_views(
     n_points: int = voronoi.N_POINTS,
     offset: float = voronoi.OFFSET,
     corners: str = "far",
+    edges: str = "exact",
 ) -> jax.Array:
     """Background-randomised views of a batch of images (one jitted call).
 
@@ -207,6 +210,8 @@ def make_views(
       n_views: views per image (static).
       resize: "cover" (default) or "squash" (see `fit_background`).
       n_points, offset, corners: Voronoi geometry (see `voronoi.voronoi_plan`).
+      edges: Voronoi cell rasterisation, "exact" (default) or "pil" (see
+        `voronoi.voronoi_cells`).
 
     Returns:
       (N, n_views, H, W, C) views of the images' dtype.
@@ -228,4 +233,7 @@ def make_views(
                 ("corners", corners))  # fmt: skip
     if kind == "voronoi":
         voronoi.check_corners(corners)
-    return _make_views(images, masks, pool, key, kind, int(n_views), resize, vor_opts)
+        voronoi.check_edges(edges)
+    return _make_views(
+        images, masks, pool, key, kind, int(n_views), resize, vor_opts, edges
+    )

@@ -12,24 +12,54 @@ Corner points (`corners`):
   * "reference": the reference code's points (W + o, H + o), (0, H + o),
     (W + o, 0) and (0, 0); the last sits on the image corner (spec §11.4).
 
-The reference draws the finite Voronoi polygons with PIL; here each pixel takes
-the cell of its nearest point (the exact partition), with pixel (row i, column
-j) at its centre (x = j + 0.5, y = i + 0.5) in PIL's coordinate system (points
-at pixel corners), ties going to the lower cell index. PIL's polygon fill also
-paints edge pixels and later cells overwrite earlier ones there, so the two
-differ on about 1% of the pixels of a 128 x 128 image, all within 2 px of a
-cell boundary (eval/benches/bg_views.py measures it). Unlike the reference with
-a fixed seed (spec §11.5), every view has its own key and so its own geometry.
+Cell edges (`edges`, `voronoi_cells`):
+  * "exact" (default, the paper's intent): each pixel takes the cell of its
+    nearest point (the exact partition), with pixel (row i, column j) at its
+    centre (x = j + 0.5, y = i + 0.5) in PIL's coordinate system (points at
+    pixel corners), ties going to the lower cell index;
+  * "pil": the reference's rasterisation. It fills each cell's finite Voronoi
+    polygon (open cells closed `FAR` image sides out along their infinite
+    ridges) with PIL's ``ImageDraw.polygon(..., fill=c)``, cell after cell, so
+    a pixel goes to the highest cell whose filled polygon covers it. Pillow's
+    fill, read from its source (libImaging/Draw.c) and checked pixel by pixel:
+    vertices are truncated to integers (towards zero); pixel (i, j) is the
+    integer point (x = j, y = i); on row y each edge crosses at float32
+    x = (y - y0) * dx + x0, and the pixels from ROUND_UP(left crossing) to
+    ROUND_DOWN(right crossing) are painted (halves away from / towards zero),
+    i.e. every integer x less than half a pixel left or right of the span,
+    so edge pixels go to both cells; horizontal edges are painted whole; and
+    a polygon's single-vertex top (bottom) row is stretched to one pixel short
+    of the next row's span when that lies more than a pixel to one side. Here
+    the Voronoi vertices are the circumcentres of the Delaunay triangles
+    (brute force over the K^3 seed triples, cheap for 12 points).
+
+The two differ on about 1% of the pixels of a 128 x 128 image, all within
+2 px of a cell boundary. "pil" agrees with the reference procedure (scipy's
+Voronoi polygons filled by PIL) on all but 4e-6 of the pixels of 256 views of
+128 x 128 with the far corners (eval/benches/bg_views.py measures it), and on
+all but about 3e-5 with the reference corners (100 views of 128 x 128). The
+misses are vertices within ~1e-5 px of an integer, which float32 here and
+qhull's float64 truncate differently; with the reference corners some
+vertices are exact integers (on the bisector of two dummy corners, e.g.
+y = (H + 100) / 2) that qhull's rounding puts just below.
+
+Unlike the reference with a fixed seed (spec §11.5), every view has its own
+key and so its own geometry.
 """
 
 import jax
 import jax.numpy as jnp
 
+from jaxcxai.concepts.background.polygon_fill import FAR, pil_cover
+
 __all__ = [
     "CORNERS",
+    "EDGES",
+    "FAR",
     "N_POINTS",
     "OFFSET",
     "check_corners",
+    "check_edges",
     "corner_points",
     "voronoi_cells",
     "voronoi_plan",
@@ -38,12 +68,19 @@ __all__ = [
 N_POINTS = 8
 OFFSET = 100.0
 CORNERS = ("far", "reference")
+EDGES = ("exact", "pil")
 
 
 def check_corners(corners: str) -> None:
     """Raises ValueError naming `corners` unless it is one of `CORNERS`."""
     if corners not in CORNERS:
         raise ValueError(f"corners must be one of {CORNERS}, got {corners!r}")
+
+
+def check_edges(edges: str) -> None:
+    """Raises ValueError naming `edges` unless it is one of `EDGES`."""
+    if edges not in EDGES:
+        raise ValueError(f"edges must be one of {EDGES}, got {edges!r}")
 
 
 def corner_points(height: int, width: int, *, offset=OFFSET, corners="far"):
@@ -99,20 +136,40 @@ def voronoi_plan(
     return seeds, ids.astype(jnp.int32)
 
 
-def voronoi_cells(seeds, height: int, width: int) -> jax.Array:
-    """The cell (nearest seed) of every pixel, (H, W) int32.
+def voronoi_cells(seeds, height: int, width: int, *, edges: str = "exact") -> jax.Array:
+    """The cell of every pixel, (H, W) int32.
 
     Args:
-      seeds: (K, 2) points as (x, y); pixel (i, j) is at its centre
-        (x = j + 0.5, y = i + 0.5).
+      seeds: (K, 2) points as (x, y).
       height, width: static image size.
+      edges: "exact" (default): the nearest seed of the pixel's centre
+        (x = j + 0.5, y = i + 0.5), ties to the lower index. "pil": the
+        reference's rasterisation, the highest cell whose PIL-filled polygon
+        covers the pixel (see the module docstring); pixels no polygon
+        covers (e.g. with fewer than 3 seeds) keep their nearest seed.
 
     Returns:
-      (H, W) int32 indices into `seeds`; ties go to the lower index.
+      (H, W) int32 indices into `seeds`.
+
+    Raises:
+      ValueError: naming `edges` unless it is one of `EDGES`.
     """
+    check_edges(edges)
     seeds = jnp.asarray(seeds, jnp.float32)
     ys = jnp.arange(int(height), dtype=jnp.float32)[:, None, None] + 0.5
     xs = jnp.arange(int(width), dtype=jnp.float32)[None, :, None] + 0.5
     sx, sy = seeds[None, None, :, 0], seeds[None, None, :, 1]
     d2 = (xs - sx) ** 2 + (ys - sy) ** 2
-    return jnp.argmin(d2, axis=-1).astype(jnp.int32)
+    nearest = jnp.argmin(d2, axis=-1).astype(jnp.int32)
+    if edges == "exact":
+        return nearest
+    cover = pil_cover(seeds, height, width)
+    # Later cells paint over earlier ones: the highest covering index wins.
+    # Painted cell by cell (K is static and small): XLA's CPU reduction over
+    # the leading axis of (K, H, W) ran 6x slower than these fused selects.
+    cells = nearest
+    for c in range(seeds.shape[0]):
+        cells = jnp.where(cover[c], jnp.int32(c), cells)
+    # Computed once: fused into a consumer (the background gather of
+    # `paste.make_views`), XLA recomputed the fill per channel, 4x slower.
+    return jax.lax.optimization_barrier(cells)
