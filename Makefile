@@ -19,7 +19,7 @@ lint: setup
 	.venv/bin/ruff format --check .
 
 test: lint
-	$(PY) -m pytest -n 2 -p no:cacheprovider --durations=30 tests
+	$(PY) -m pytest -n 2 --dist worksteal -p no:cacheprovider --durations=30 tests
 	$(MAKE) --no-print-directory docs
 
 # The site, strictly: broken links, missing API entries and failing tutorials
