@@ -12,7 +12,9 @@
   is run cell by cell in one namespace and rendered as a page with its
   printed output and figures (PNG, inline). ``JAXCXAI_TUTORIAL_SIZE``
   (default "tiny", as CI runs them) is passed on to the scripts; set
-  ``JAXCXAI_DOCS_RUN=0`` to render the code without running it.
+  ``JAXCXAI_DOCS_RUN=0`` to render the code without running it. Each
+  tutorial runs in a fresh Python process (no state leaks from one into the
+  next), ``JAXCXAI_DOCS_JOBS`` (default 2) at a time.
 
 An exception in a tutorial cell fails the build, naming the file and cell.
 """
@@ -21,11 +23,14 @@ from __future__ import annotations
 
 import ast
 import base64
+import concurrent.futures
 import contextlib
 import io
 import os
 import pathlib
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 
@@ -213,15 +218,43 @@ def on_files(files, config):
                                     content=_api_page(dotted, names)))  # fmt: skip
     execute = os.environ.get("JAXCXAI_DOCS_RUN", "1") != "0"
     nav = str(config.get("nav"))
-    for path in sorted(TUTORIALS.glob("*.py")):
+    paths = sorted(TUTORIALS.glob("*.py"))
+    for path in paths:
         uri = f"tutorials/{path.stem}.md"
         if uri not in nav:
             raise PluginError(
                 f"tutorial {path.name} has no page in mkdocs.yml's nav ({uri})"
             )
-        print(f"[docs] running tutorial {path.name}", flush=True)
-        files.append(File.generated(config, uri, content=run_tutorial(path, execute)))
+    jobs = max(1, int(os.environ.get("JAXCXAI_DOCS_JOBS", "2")))
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        pages = list(pool.map(lambda p: tutorial_page(p, execute), paths))
+    for path, content in zip(paths, pages):
+        uri = f"tutorials/{path.stem}.md"
+        files.append(File.generated(config, uri, content=content))
     return files
+
+
+def tutorial_page(path: pathlib.Path, execute: bool = True) -> str:
+    """`run_tutorial` in a fresh Python process (this file as a script).
+
+    Raises:
+      PluginError: naming the tutorial, with the failing cell's traceback.
+    """
+    if not execute:
+        return run_tutorial(path, execute=False)
+    print(f"[docs] running tutorial {path.name}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = pathlib.Path(tmp) / "page.md"
+        done = subprocess.run(
+            [sys.executable, __file__, "--out", str(out), str(path)],
+            cwd=ROOT, capture_output=True, text=True,
+        )  # fmt: skip
+        if done.returncode != 0 or not out.is_file():
+            raise PluginError(
+                f"tutorial {path.name} failed (exit {done.returncode}):\n"
+                f"{done.stderr[-4000:]}"
+            )
+        return out.read_text()
 
 
 def on_post_build(config):
@@ -240,10 +273,23 @@ def on_post_build(config):
 
 if __name__ == "__main__":
     # Preview one tutorial's page: python docs/hooks/pages.py docs/tutorials/X.py
+    # (written to /tmp/X.preview.md); `--out FILE` writes it there instead (the
+    # build runs each tutorial this way). A failing cell exits with status 1.
     os.environ.setdefault("JAXCXAI_TUTORIAL_SIZE", "tiny")
     sys.path.insert(0, str(ROOT))
-    for arg in sys.argv[1:]:
-        page = run_tutorial(pathlib.Path(arg).resolve())
-        out = pathlib.Path(arg).with_suffix(".preview.md").name
-        pathlib.Path("/tmp", out).write_text(page)
-        print(f"wrote /tmp/{out}")
+    args = sys.argv[1:]
+    target = None
+    if args[:1] == ["--out"]:
+        target, args = pathlib.Path(args[1]), args[2:]
+    for arg in args:
+        try:
+            page = run_tutorial(pathlib.Path(arg).resolve())
+        except PluginError as err:
+            sys.exit(str(err))
+        out = target or pathlib.Path(
+            "/tmp", pathlib.Path(arg).with_suffix(".preview.md").name
+        )
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(page)
+        os.replace(tmp, out)  # complete or absent
+        print(f"wrote {out}")

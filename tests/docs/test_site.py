@@ -8,6 +8,7 @@ parts against independent derivations.
 import importlib
 import importlib.util
 import json
+import os
 import pathlib
 import pkgutil
 
@@ -91,3 +92,15 @@ def test_every_tutorial_is_in_the_nav_and_every_record_in_the_table():
     assert len(table.splitlines()) == 2 + len(records)
     for path in records:
         assert f"`{json.loads(path.read_text())['name']}`" in table
+
+
+def test_tutorial_runs_in_its_own_process_and_failures_are_named(tmp_path):
+    hook = _hook()
+    good = tmp_path / "good.py"
+    here = os.getpid()
+    good.write_text(f"# %%\nimport os\nprint('pid differs', os.getpid() != {here})\n")
+    assert "```text\npid differs True\n```" in hook.tutorial_page(good)
+    bad = tmp_path / "bad.py"
+    bad.write_text("# %%\nx = 1\n\n# %%\nraise ValueError('boom')\n")
+    with pytest.raises(Exception, match=r"(?s)tutorial bad.py failed.*cell 1.*boom"):
+        hook.tutorial_page(bad)
