@@ -48,12 +48,16 @@ NORMALIZATION = {
 }
 
 
-def preprocess(name: str, images) -> jnp.ndarray:
+def preprocess(name: str, images, *, normalize: bool = True) -> jnp.ndarray:
     """Normalises images for backbone ``name``.
 
     Args:
       name: a backbone name (see ``NORMALIZATION``).
       images: (B, H, W, 3) or (H, W, 3); uint8 in [0, 255] or float in [0, 1].
+      normalize: False skips the mean/std step and returns the images in
+        [0, 1]: the LoCE reference code's quirk (concepts.md §1.2: its
+        ``ImageLoader`` feeds the torchvision classifiers un-normalised
+        inputs), for parity with its activations.
 
     Returns:
       float32 array of the same shape.
@@ -71,6 +75,8 @@ def preprocess(name: str, images) -> jnp.ndarray:
         images = images.astype(jnp.float32) / 255.0
     elif not jnp.issubdtype(images.dtype, jnp.floating):
         raise TypeError(f"images must be uint8 or float in [0, 1], got {images.dtype}")
+    if not normalize:
+        return images.astype(jnp.float32)
     mean, std = NORMALIZATION[name]
     # Explicit broadcast shape: callers may run with strict rank promotion.
     shape = (1,) * (images.ndim - 1) + (3,)

@@ -95,14 +95,17 @@ class TrainedBackbone:
         return self.model.apply(self.variables, self.preprocess(images), train=False)
 
 
-def preprocess_fn(model_name: str) -> Callable:
+def preprocess_fn(model_name: str, *, normalize: bool = True) -> Callable:
     """The input normalisation a backbone is trained and evaluated with.
 
     Backbones without an entry of their own (e.g. `small_cnn`) use ImageNet
-    mean/std, as `resnet18` does.
+    mean/std, as `resnet18` does. `normalize=False` gives the LoCE reference
+    code's un-normalised [0, 1] inputs (see `models.preprocess.preprocess`).
     """
     return functools.partial(
-        preprocess, model_name if model_name in NORMALIZATION else "resnet18"
+        preprocess,
+        model_name if model_name in NORMALIZATION else "resnet18",
+        normalize=normalize,
     )
 
 

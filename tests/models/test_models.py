@@ -240,6 +240,15 @@ def test_preprocess_normalisation():
     )
     with pytest.raises(KeyError, match="mobilenet_v2"):
         preprocess.preprocess("alexnet", img)
+    # The LoCE reference's quirk: [0, 1] inputs, no mean/std.
+    raw = preprocess.preprocess("mobilenet_v2", img, normalize=False)
+    np.testing.assert_allclose(raw[0, 0, 0], [0, 128 / 255, 1], rtol=1e-7)
+    from jaxcxai.training.backbone import preprocess_fn
+
+    np.testing.assert_array_equal(preprocess_fn("small_cnn", normalize=False)(img), raw)
+    np.testing.assert_allclose(
+        preprocess_fn("small_cnn")(img)[0, 0, 0], want, rtol=1e-6, atol=1e-6
+    )
 
 
 def test_resize_center_crop_geometry():
