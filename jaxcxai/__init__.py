@@ -20,6 +20,7 @@ Layer 2, training and shared method layers:
   training        TrainState, the `train_step(state, batch, key)` contract,
                   the loop, trained backbones (`load_trained`)
   features        sharded, cached activation extraction
+  feature_steps   its jitted step, dispatch and fetch (NaN / inf checks)
   feature_cache   the on-disk feature cache (reader; feature_writers: writers)
   attribution     saliency, IG, SmoothGrad, Grad-CAM, occlusion, KernelSHAP,
                   LIME, RISE, TreeSHAP, concept attribution; the

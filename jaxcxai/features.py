@@ -38,7 +38,8 @@ so a broken backbone's NaNs never reach a cache or a method.
 
 The cache reader lives in ``jaxcxai.feature_cache``, its writers in
 ``jaxcxai.feature_writers``, the batching of the input over hosts in
-``jaxcxai.feature_batches``; this module holds the extraction loop.
+``jaxcxai.feature_batches``, the jitted step and its dispatch and fetch in
+``jaxcxai.feature_steps``; this module holds the extraction loop.
 """
 
 import dataclasses
@@ -47,13 +48,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
 from jaxcxai import checks, parallel
 from jaxcxai import feature_batches as fb
-from jaxcxai.checks import NonFiniteError
+from jaxcxai import feature_steps as fs
 from jaxcxai.feature_cache import FeatureCache as FeatureCache
 from jaxcxai.feature_cache import pooled_name as pooled_name
 from jaxcxai.feature_writers import _CacheWriter, _MemoryWriter
@@ -80,35 +80,6 @@ def backbone_fingerprint(net) -> dict:
     """
     return {"weights": checks.fingerprint(net.variables),
             "meta": dataclasses.asdict(net.meta)}  # fmt: skip
-
-
-def _make_step(apply_fn, layers, dtype, pool: bool, keep_acts: bool):
-    def step(x, real):
-        logits, acts = apply_fn(x)
-        out = {}
-        for layer in layers:
-            if layer in acts:
-                a = acts[layer]
-            elif layer == "logits":
-                a = logits
-            else:
-                raise KeyError(
-                    f"layer {layer!r} not returned by apply_fn; have {list(acts)}"
-                )
-            if keep_acts:
-                out[layer] = a.astype(dtype)
-            if pool:
-                axes = tuple(range(1, a.ndim - 1))
-                out[pooled_name(layer)] = a.astype(jnp.float32).mean(axis=axes)
-        # Non-finite counts of the real (unpadded) rows, fetched with them;
-        # `real` (B,) bool is sharded like `x`, so padding may sit on any host.
-        bad = {
-            k: jnp.sum(~jnp.isfinite(v) & real.reshape((-1,) + (1,) * (v.ndim - 1)))
-            for k, v in out.items()
-        }
-        return out, bad
-
-    return jax.jit(step)
 
 
 def extract(
@@ -211,53 +182,20 @@ def extract(
                 f"cache {cache_dir} holds {len(cache)} examples, input has {num}"
             )
         return cache
-    step = _make_step(apply_fn, layers, dtype, pool, keep_acts)
+    step = fs.make_step(apply_fn, layers, dtype, pool, keep_acts)
 
     def host_batches(start) -> Iterator[tuple[np.ndarray, int, int]]:
         if is_array:
             return fb.host_rows(images, start, batch_size, n_dev, nproc)
         return fb.host_cut(fb.iter_batches(images, start, batch_size), n_dev, nproc)
 
-    def put(x, real):
-        real = np.arange(len(x)) < real
-        if nproc == 1:
-            return jax.device_put((x, real), parallel.data_sharding(mesh))
-        return parallel.shard_batch((x, real), mesh)
-
-    def fetch(pending, start) -> dict[str, np.ndarray]:
-        pulled = (
-            jax.device_get(pending[0])
-            if nproc == 1
-            else fb.gather_to_every_host(pending[0], mesh)
-        )
-        (out, bad), b = pulled, pending[1]
-        for k, count in bad.items():
-            if count:
-                raise NonFiniteError(
-                    f"apply_fn's {k!r} of images {start}..{start + b - 1}",
-                    int(count), out[k][:b].size,
-                    "the backbone returned them (broken or diverged weights, "
-                    "NaN input, or float16 overflow: try dtype=float32)",
-                )  # fmt: skip
-        return {k: v[:b] for k, v in out.items()}
-
-    def outputs() -> Iterator[dict[str, np.ndarray]]:
-        # Dispatch batch i+1 before fetching batch i so host I/O overlaps compute.
-        pending, start = None, writer.num_done
-        for x, b, real in host_batches(writer.num_done):
-            with jax.set_mesh(mesh):
-                out = step(*put(x, real))
-            if pending is not None:
-                yield fetch(pending, start)
-                start += pending[1]
-            pending = (out, b)
-        if pending is not None:
-            yield fetch(pending, start)
-
     quiet = not progress or jax.process_index() != 0  # one bar per run
     bar = tqdm(total=num, initial=writer.num_done, unit="img", disable=quiet)
     chunk, in_chunk, total = [], 0, writer.num_done
-    for out in outputs():
+    outputs = fs.run_steps(
+        step, host_batches(writer.num_done), mesh, nproc, writer.num_done
+    )
+    for out in outputs:
         n = len(next(iter(out.values())))
         chunk.append(out)
         bar.update(n)

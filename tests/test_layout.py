@@ -38,6 +38,7 @@ LAYERS = {
     "jaxcxai.feature_cache": 2,
     "jaxcxai.feature_batches": 2,
     "jaxcxai.feature_writers": 2,
+    "jaxcxai.feature_steps": 2,
     "jaxcxai.attribution": 2,
     "jaxcxai.concepts": 3,
     "jaxcxai.hashing": 3,

@@ -3,6 +3,8 @@
 The modules, one line each:
   synthaerial      generated aerial scenes with masks, captions and planted
                    ground truth (the default dataset of the main job)
+  scenes           SynthAerial's scene classes: object counts, super-categories
+  layouts          the scenes' background layouts (textures, roads, water)
   tfds_builder     SynthAerial as a tfds array_record dataset (no TensorFlow)
   pipeline         deterministic, per-host, batch-sharding NumPy input pipeline
   coco, coco_rle   COCO instance annotations to concept masks

@@ -5,10 +5,14 @@ Embeddings", arXiv:2603.26798; the pipeline is a reconstruction, xai.md 3).
 Trees are parent arrays (`parent (M,) int32`, -1 at the root); a class set
 of n classes maps to node indices `leaves (n,)`.
 
-ontology     `Ontology` (names, ids, parent), ancestors, `restrict`, JSON
-             ontologies, the SynthAerial scene/object taxonomy, concept bank
-wordnet      WordNet 3.0 noun database reader (no NLTK), hypernym paths, the
-             WordNet tree over the 1000 ImageNet classes
+ontology     building ontologies: `restrict`, trees of root paths, JSON
+             ontologies, the SynthAerial scene/object taxonomy
+ontology_tree  the `Ontology` type (names, ids, parent), depths, ancestors,
+             leaves, concept bank (re-exported by ontology)
+wordnet      WordNet hypernym paths and trees, the WordNet tree over the
+             1000 ImageNet classes
+wordnet_db   WordNet 3.0 noun database reader (no NLTK): `Synset`,
+             data.noun and index.noun (re-exported by wordnet)
 trees        parent-array utilities: walk, depths, ancestors, LCA depths,
              path distances, scipy linkage -> parent array
 centroids    normalised class centroids of samples, prompt-template means
@@ -16,8 +20,10 @@ tree         agglomerative binary tree of class centroids (`Tree`), node
              embeddings and leaf sets
 naming       naming internal nodes by dictionary matching to a concept bank,
              match margins, ancestor constraint, names -> ontology nodes
-consistency  triplet agreement (exact LCA counting, brute force), cophenetic
-             correlation, edge consistency, leaf cover
+consistency  cophenetic correlation, edge consistency, leaf cover (and the
+             triplet agreement, re-exported)
+triplets     tree-level triplet agreement: exact LCA counting, sampled
+             estimate, brute-force reference
 uaes         tree-traversal inference with uncertainty-aware early stopping,
              metrics, threshold calibration, coverage-accuracy curve
 synthetic    random hierarchies and hierarchical embeddings with image / text
