@@ -165,8 +165,26 @@ def prepare_data(
             "query": np.flatnonzero(js == "test"),
             "db": np.flatnonzero((js == "train") | (js == "val")),
         }
+    empty = [name for name, idx in parts.items() if len(idx) == 0]
+    if empty:
+        how = (f"random split of {n} rows with train_frac={train_frac}, "
+               f"query_frac={query_frac}" if random_split else
+               "json_split (query = 'test', db = 'train' + 'val' rows)")  # fmt: skip
+        sizes = {name: len(idx) for name, idx in parts.items()}
+        raise ValueError(
+            f"empty split(s) {empty} from the {how}: sizes {sizes}; every split "
+            "needs rows (more data, other fractions or another json_split)"
+        )
     if standardize:
         rows = slice(None) if standardize_with_eval_rows else parts["train"]
+        for name, a in [("image_features", x), ("image_features_aug", x_aug),
+                        ("text_features", t), ("text_features_aug", t_aug)]:  # fmt: skip
+            if not a[rows].std() > 0:
+                raise ValueError(
+                    f"cannot standardise {name}: its standard deviation over the "
+                    f"standardisation rows is {a[rows].std()} (constant or "
+                    "non-finite values); pass standardize=False to keep them"
+                )
         std = lambda a: ((a - a[rows].mean()) / a[rows].std()).astype(np.float32)
         x, x_aug, t, t_aug = std(x), std(x_aug), std(t), std(t_aug)
     out = {}

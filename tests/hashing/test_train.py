@@ -246,6 +246,24 @@ def test_data_quirks_standardisation_split_and_captions():
     )
 
 
+def test_empty_splits_and_constant_features_are_named():
+    # 4 rows: the seeded 50/10/40 split gives no query row.
+    with pytest.raises(ValueError, match=r"empty split\(s\) \['query'\].*'query': 0"):
+        hdata.prepare_data(**_features(n=4))
+    f = _features()
+    f["json_split"] = np.where(f["json_split"] == "test", "val", f["json_split"])
+    with pytest.raises(ValueError, match=r"\['query'\] from the json_split"):
+        hdata.prepare_data(**f, random_split=False)
+    f = _features()
+    f["text_features"] = np.ones_like(f["text_features"])
+    with pytest.raises(ValueError, match="cannot standardise text_features"):
+        hdata.prepare_data(**f)
+    f["image_features"][3, 2] = np.nan
+    with pytest.raises(ValueError, match="cannot standardise image_features"):
+        hdata.prepare_data(**f)
+    assert hdata.prepare_data(**f, standardize=False)["train"]["img"].shape[1] == 6
+
+
 def test_caption_per_epoch_quirk_and_eval_schedule():
     data = hdata.prepare_data(**_features())["train"]
     data["buffer_idx"] = np.arange(len(data["img"]))
