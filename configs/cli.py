@@ -15,6 +15,10 @@ line, `error: <message>`, and exits with status 2 (command line, config,
 workdir) or 1 (bad input); `--debug` shows its traceback; a bug keeps
 Python's traceback.
 
+Re-exported here: the "several hosts" flags and the plain-flag types
+(`configs.flags`), and `to_spec` / `checked_spec`, which turn a config
+section into the library's frozen dataclass (`configs.specs`).
+
 A script's `main` is one call (`train/probes.py`):
 
     def main(argv=None):
@@ -25,22 +29,27 @@ A script's `main` is one call (`train/probes.py`):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
 import sys
 import tempfile
-import typing
 
 import ml_collections
 
 from configs import validate
 from configs.errors import error_status as error_status
 from configs.errors import guard
+from configs.flags import _host_flags
+from configs.flags import non_negative_int as non_negative_int
+from configs.flags import positive_int as positive_int
+from configs.flags import probability as probability
+from configs.flags import start_hosts as start_hosts
 from configs.overrides import apply_override as apply_override
 from configs.overrides import load, load_module
 from configs.overrides import load_config as load_config
+from configs.specs import checked_spec as checked_spec
+from configs.specs import to_spec as to_spec
 from configs.validate import ConfigError as ConfigError
 from configs.validate import WorkdirError as WorkdirError
 
@@ -149,53 +158,6 @@ def parse_args(
     return args
 
 
-def _host_flags(parser) -> None:
-    g = parser.add_argument_group(
-        "several hosts",
-        "run the same command on every host with its own --process_id "
-        "(SLURM and Cloud TPU are detected without the flags)",
-    )
-    g.add_argument(
-        "--coordinator",
-        metavar="HOST:PORT",
-        default=None,
-        help="address of process 0's jax.distributed coordinator",
-    )
-    g.add_argument(
-        "--num_processes",
-        type=int,
-        default=None,
-        metavar="N",
-        help="number of processes (hosts) in the run",
-    )
-    g.add_argument("--process_id", type=int, default=None, metavar="I",
-                   help="this process's index in [0, N)")  # fmt: skip
-
-
-def start_hosts(args: argparse.Namespace) -> bool:
-    """`jax.distributed` from the `--coordinator/--num_processes/--process_id`
-    flags (or a detected cluster launcher); a no-op on one host.
-
-    Raises:
-      ConfigError: only some of the flags, or a process id outside [0, N).
-    """
-    flags = (args.coordinator, args.num_processes, args.process_id)
-    given = [f is not None for f in flags]
-    if any(given) and not all(given):
-        raise ConfigError(
-            "--coordinator, --num_processes and --process_id go together "
-            f"(got coordinator={flags[0]}, num_processes={flags[1]}, "
-            f"process_id={flags[2]})"
-        )
-    if all(given) and not (flags[1] >= 1 and 0 <= flags[2] < flags[1]):
-        raise ConfigError(
-            f"--process_id {flags[2]} must lie in [0, --num_processes={flags[1]})"
-        )
-    from jaxcxai import parallel
-
-    return parallel.initialize_distributed(*flags)
-
-
 def _help_epilog(prog: str, spec: str | None) -> str | None:
     if not spec:
         return None
@@ -221,59 +183,6 @@ def save_config(config: ml_collections.ConfigDict, workdir: str) -> str:
         os.unlink(tmp)
         raise
     return path
-
-
-def to_spec(cls, config, where: str = "config"):
-    """The library's frozen dataclass `cls` filled from a config section.
-
-    Field names must match one to one: a config field the dataclass lacks, or
-    a dataclass field the config lacks, is an error naming it (so configs and
-    library settings cannot drift apart). Nested dataclass fields take nested
-    sections; lists become tuples.
-
-    Args:
-      cls: a dataclass type (e.g. `jaxcxai.concepts.probes.study.ProbeStudy`).
-      config: a `ConfigDict` (or mapping) section.
-      where: the section's dotted name, for messages.
-    """
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    keys = list(config.keys())
-    extra = sorted(set(keys) - set(names))
-    missing = sorted(set(names) - set(keys))
-    if extra or missing:
-        raise ConfigError(
-            f"{where} does not match {cls.__name__}: "
-            + "; ".join(
-                part
-                for part in (
-                    f"unknown fields {extra}" if extra else "",
-                    f"missing fields {missing}" if missing else "",
-                )
-                if part
-            )
-        )
-    values = {}
-    for name in names:
-        value, hint = config[name], hints[name]
-        if dataclasses.is_dataclass(hint):
-            value = to_spec(hint, value, f"{where}.{name}")
-        elif isinstance(value, list | tuple):
-            value = tuple(value)
-        values[name] = value
-    return cls(**values)
-
-
-def checked_spec(cls, config, check):
-    """`to_spec(cls, config)` checked by the library's `check(spec)`: a
-    ValueError it raises becomes a `ConfigError`, before anything is written.
-    """
-    spec = to_spec(cls, config)
-    try:
-        check(spec)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    return spec
 
 
 def print_study(out: dict, workdir: str, report: str) -> dict:
@@ -336,23 +245,3 @@ def main(
         return run(args)
 
     return guard(body, argv)
-
-
-def _number(kind, test, what: str):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not test(value):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-
-    parse.__name__ = what  # argparse names the type in its messages
-    return parse
-
-
-# argparse `type=`s of the scripts that take plain flags (no config file).
-positive_int = _number(int, lambda v: v > 0, "a positive integer")
-non_negative_int = _number(int, lambda v: v >= 0, "a non-negative integer")
-probability = _number(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")

@@ -23,21 +23,17 @@ import time
 import warnings
 
 import jax
-import numpy as np
 
 from configs import cli
 from jaxcxai import checkpoint, parallel, training
 from jaxcxai.hashing import chnr, duch, feed, schedule
 from jaxcxai.hashing import data as hashing_data
+from jaxcxai.hashing.epochs import epoch_metrics, jit_step, run_epoch
 from jaxcxai.hashing.evaluation import evaluate
 from jaxcxai.hashing.evaluation import save_codes as _save_codes
 from jaxcxai.metric_writers import JsonlWriter, write_json_atomic
-from jaxcxai.training import NonFiniteLossError
 
 CONFIG = "configs/duch.py"  # default config (`--help`); configs/chnr.py too
-# Logged as epoch means; every other metric (the loss terms) as epoch sums,
-# as the reference logs them.
-MEAN_METRICS = {"r1", "r2", "f1", "f2", "weight_mean"}
 
 
 def train_and_evaluate(
@@ -116,48 +112,21 @@ def train_and_evaluate(
             continue
         part = ph["data"]
         layout = batch_layout(config, labels=ph["name"] == "meta")
-        # One device: the part's arrays stay on it and each step gathers
-        # its batch. Several: batches are sharded from the host, because
-        # XLA:CPU's in-process collectives deadlocked (entered in different
-        # orders by different devices) with the gather in the step.
-        resident = mesh.size == 1
-        if resident:
-            arrays = feed.resident_arrays(part, layout, mesh)
-            step = feed.make_fed_step(ph["step"], layout, mesh)
-        else:
-            step = ph["step"]
-        step_fn = jax.jit(
-            step,
-            donate_argnums=0,
-            out_shardings=(repl, repl),
-            compiler_options=compiler_options,
-        )
+        step_fn, arrays = jit_step(ph["step"], part, layout, mesh, compiler_options)
         end_fn = jax.jit(ph["end"], donate_argnums=0, out_shardings=repl)
         for epoch in range(lo, ph["stop"]):
             t0 = time.perf_counter()
-            sums = {}
             offsets = schedule.caption_offsets(
                 part, epoch, config.seed, bool(config.quirks.one_caption_per_image)
             )
-            for pos in duch.epoch_batches(len(part["img"]), bs, seed, epoch):
-                off = None if offsets is None else offsets[pos]
-                if resident:
-                    rows = parallel.replicate((pos.astype(np.int32), off), mesh)
-                    state, m = step_fn(state, arrays, *rows, key_train)
-                else:
-                    b = feed.take_batch(part, pos, off, layout)
-                    b = duch.place_batch(b, mesh)
-                    state, m = step_fn(state, b, key_train)
-                sums = {k: sums.get(k, 0.0) + v for k, v in m.items()}
+            state, sums = run_epoch(
+                state, step_fn, arrays, part, layout, mesh, key_train,
+                batch_size=bs, seed=seed, epoch=epoch, offsets=offsets,
+            )  # fmt: skip
             lr = float(duch.learning_rate(state))
             state = end_fn(state, epoch)
-            sums = {k: float(v) for k, v in jax.device_get(sums).items()}
-            for k in MEAN_METRICS & set(sums):  # probabilities: epoch means
-                sums[k] /= -(-len(part["img"]) // bs)
             step = int(state.step)
-            bad = [k for k, v in sums.items() if not np.isfinite(v)]
-            if bad:
-                raise NonFiniteLossError(step, bad[0], sums[bad[0]])
+            sums = epoch_metrics(sums, len(part["img"]), bs, step)
             record = dict(sums, epoch=epoch, lr=lr, epoch_s=time.perf_counter() - t0)
             writer.write_scalars(step, record)
             if epoch in evals:

@@ -7,8 +7,10 @@ state    DUCH hyperparameters, training state, initialisation, encoding
 duch     DUCH train step over the global batch, epoch-end updates
 multiview  both hash nets over their views, hand-written backward (speed)
 feed     epoch batches, gathered on the host or on the devices
+epochs   one epoch of a phase: the jitted step, its batches, the epoch's metrics
 optim    torch-style coupled-L2 Adam with packed moments (speed)
 chnr     CHNR meta phase (noise detector on the clean subset), main phase
+detector CHNR's noise detector: fake pairs, optimizer, training step
 contrastive  NT-Xent, similarity blocks shared between pairs
 evaluation  mAP@K of trained nets in four directions; the codes file
 schedule the epoch schedule: phases, resume epoch, caption draws, eval epochs
@@ -23,7 +25,9 @@ from jaxcxai.hashing import aerial as aerial
 from jaxcxai.hashing import chnr as chnr
 from jaxcxai.hashing import contrastive as contrastive
 from jaxcxai.hashing import data as data
+from jaxcxai.hashing import detector as detector
 from jaxcxai.hashing import duch as duch
+from jaxcxai.hashing import epochs as epochs
 from jaxcxai.hashing import evaluation as evaluation
 from jaxcxai.hashing import feed as feed
 from jaxcxai.hashing import losses as losses
@@ -48,7 +52,9 @@ __all__ = [
     "chnr",
     "contrastive",
     "data",
+    "detector",
     "duch",
+    "epochs",
     "evaluation",
     "feed",
     "hamming_topk",

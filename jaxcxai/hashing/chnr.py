@@ -9,6 +9,7 @@ Two phases share f, g, B, the buffers and the Adam state:
   * main phase on the full, noisy training set: D_N is frozen and weights
     each pair's inter-modal NT-Xent rows by its clean probability
     (`make_main_step`).
+D_N's fake pairs, optimizer and training step live in `detector`.
 Batches are the DUCH batches (`duch` module docstring) plus, in the meta
 phase, `labels` (N,) or (N, L), used only to draw the fake pairs.
 
@@ -25,7 +26,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxcxai.hashing import duch, losses, optim
+from jaxcxai.hashing import detector, duch, losses, optim
+from jaxcxai.hashing.detector import detect, detector_tx
+from jaxcxai.hashing.detector import fake_partners as fake_partners
 from jaxcxai.hashing.models import NoiseDetector
 
 __all__ = [
@@ -68,12 +71,6 @@ class ChnrHyper(duch.DuchHyper):
 _PROBS = ("r1", "r2", "f1", "f2")
 
 
-@functools.cache
-def _det_tx(lr, b1, b2, weight_decay) -> optax.GradientTransformation:
-    # torch AdamW: decoupled decay, the same update as optax.adamw.
-    return optax.adamw(lr, b1=b1, b2=b2, eps=1e-8, weight_decay=weight_decay)
-
-
 def init_state(
     key: jax.Array, hyper: ChnrHyper, image_dim: int, text_dim: int, num_train: int
 ) -> duch.HashState:
@@ -98,7 +95,7 @@ def init_state(
     stats["meta"] = {**{p: zero for p in _PROBS}, "count": zero}
     stats["meta"]["threshold"] = jnp.full((), 0.5, jnp.float32)
     htx = optim.hash_tx(hyper.lr, hyper.weight_decay)
-    dtx = _det_tx(hyper.det_lr, hyper.det_b1, hyper.det_b2, hyper.det_weight_decay)
+    dtx = detector_tx(hyper.det_lr, hyper.det_b1, hyper.det_b2, hyper.det_weight_decay)
     return duch.HashState(
         step=jnp.zeros((), jnp.int32),
         params=params,
@@ -113,40 +110,6 @@ def init_state(
         hash_tx=htx,
         disc_tx=dtx,
     )
-
-
-def fake_partners(key: jax.Array, n: int, labels: jax.Array | None = None) -> jax.Array:
-    """For each item i of a batch of n, a partner j drawn uniformly.
-
-    With labels, j is drawn among items whose label differs from i's (the
-    distribution of the reference's rejection loop); a row with no such item
-    falls back to any j != i (the reference would loop forever). Without
-    labels, j is any item other than i.
-
-    Args:
-      key: PRNG key.
-      n: batch size.
-      labels: (n,) class codes, (n, L) label vectors, or None.
-
-    Returns:
-      (n,) int32 partner indices.
-    """
-    other = ~jnp.eye(n, dtype=bool)
-    if labels is None:
-        valid = other
-    else:
-        lab = labels.reshape(n, -1)
-        valid = jnp.any(lab[:, None, :] != lab[None, :, :], axis=-1)
-        valid = jnp.where(jnp.any(valid, axis=1, keepdims=True), valid, other)
-    if n == 1:
-        valid = jnp.ones((1, 1), bool)
-    logits = jnp.where(valid, 0.0, -jnp.inf)
-    return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
-
-
-def _detect(state, params, z, key, train):
-    rngs = {"dropout": key} if train else None
-    return state.disc_net.apply({"params": params}, z, train=train, rngs=rngs)
 
 
 def _forward(state, batch, hyper):
@@ -207,39 +170,16 @@ def make_meta_step(hyper: ChnrHyper):
             cat(x, y2[perms[2]]),
             cat(x2, y[perms[3]]),
         ]
-        u = jax.random.uniform(k_gp, (4,) + reals[0].shape)
-        drop = jax.random.split(k_drop, 12).reshape(4, 3)
-
-        def pair_loss(params, real, fake, u_k, keys):
-            real_l = _detect(state, params, real, keys[0], True)
-            fake_l = _detect(state, params, fake, keys[1], True)
-            detect = lambda z: (_detect(state, params, z, keys[2], True), None)
-            x_hat = losses.interpolate(real, fake, u_k)
-            gp, _ = losses.gradient_penalty(detect, x_hat, hyper.gp_weight)
-            return losses.discriminator_bce(real_l, fake_l), gp
-
-        def det_loss(params):
-            # D_N has no BatchNorm, so the four accumulated pairs are
-            # independent: one vmapped call instead of four copies.
-            bce, gp = jax.vmap(pair_loss, in_axes=(None, 0, 0, 0, 0))(
-                params, jnp.stack(reals), jnp.stack(fakes), u, drop
-            )
-            return bce.sum() + gp.sum(), {"det_bce": bce.sum(), "det_gp": gp.sum()}
-
-        (d_loss, d_metrics), d_grads = jax.value_and_grad(det_loss, has_aux=True)(
-            state.params["disc"]
+        det_params, d_opt, d_loss, d_metrics = detector.detector_step(
+            state, reals, fakes, k_gp, k_drop, hyper.gp_weight
         )
-        d_updates, d_opt = state.disc_tx.update(
-            d_grads, state.opt_state["disc"], state.params["disc"]
-        )
-        det_params = optax.apply_updates(state.params["disc"], d_updates)
 
         # Mean clean probabilities after the update (the `dis` threshold).
         train_mode = hyper.dropout_in_weights
         prob_keys = jax.random.split(k_prob, 4)
         pairs = [reals[0], reals[1], fakes[0], fakes[1]]
         probs = {
-            name: jax.nn.sigmoid(_detect(state, det_params, z, kk, train_mode))
+            name: jax.nn.sigmoid(detect(state, det_params, z, kk, train_mode))
             for name, z, kk in zip(_PROBS, pairs, prob_keys)
         }
         meta = dict(state.batch_stats["meta"])
@@ -281,7 +221,7 @@ def make_main_step(hyper: ChnrHyper):
             state, batch, hyper
         )
         z = jnp.concatenate([batch["img"], batch["txt"]], axis=-1)
-        logits = _detect(state, state.params["disc"], z, key, hyper.dropout_in_weights)
+        logits = detect(state, state.params["disc"], z, key, hyper.dropout_in_weights)
         probs = jax.lax.stop_gradient(jax.nn.sigmoid(logits))
         weights = losses.noise_weights(
             probs, hyper.noise_weights, state.batch_stats["meta"]["threshold"]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from jaxcxai import parallel
-from jaxcxai.hashing import chnr, duch, evaluation, feed, models, schedule
+from jaxcxai.hashing import chnr, detector, duch, evaluation, feed, models, schedule
 from jaxcxai.hashing import data as hdata
 from tests.paths import FIXTURES, ROOT
 from train import hashing as trainer
@@ -354,7 +354,7 @@ def test_chnr_fake_partners_and_dropout_in_weights():
     state = duch.HashState(0, {}, {}, {}, None, None, det, None, None)
     z = jnp.ones((4, 32))
     p = jax.jit(det.init)(jax.random.key(0), z)["params"]
-    detect = jax.jit(chnr._detect, static_argnums=4)
+    detect = jax.jit(detector.detect, static_argnums=4)
     on = [detect(state, p, z, jax.random.key(k), True) for k in range(2)]
     off = [detect(state, p, z, jax.random.key(k), False) for k in range(2)]
     assert not np.allclose(on[0], on[1])  # (14) stochastic with dropout

@@ -8,8 +8,9 @@ results     LoCE results as arrays (input chunks, results, atomic files)
 store       resumable fitting into an on-disk store
 pipeline    per-instance LoCEs of SynthAerial scenes: instance table,
             targets, chunked fitting into a store
+distances   pairwise LoCE distances, separation indices, overlap
 analysis    centroids, projection segmentation, kNN / nearest-centroid,
-            separation, overlap, retrieval, outlier scores
+            retrieval, outlier scores (re-exports `distances`)
 clustering  hierarchical clustering and purity, GMMs selected by BIC,
             2-D embeddings
 summary     summaries over plain arrays: separation with the car/truck rank,
@@ -19,6 +20,7 @@ plots       figures of the analyses
 
 from jaxcxai.concepts.loce import analysis as analysis
 from jaxcxai.concepts.loce import clustering as clustering
+from jaxcxai.concepts.loce import distances as distances
 from jaxcxai.concepts.loce import fit as fit
 from jaxcxai.concepts.loce import objectives as objectives
 from jaxcxai.concepts.loce import pipeline as pipeline
@@ -43,6 +45,7 @@ __all__ = [
     "LoceResults",
     "analysis",
     "clustering",
+    "distances",
     "fit",
     "fit_chunks",
     "fit_concepts",
