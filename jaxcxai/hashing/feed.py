@@ -6,13 +6,13 @@ same `take_batch` builds it from host NumPy arrays or, inside the jitted
 step, from arrays resident on the devices: DUCH-sized feature sets (UCM:
 1,050 x (2 x 512 + 2 x 5 x 768) floats, 35 MB; RSICD about 300 MB) fit on
 any accelerator, and gathering there avoids copying every batch from the
-host (6 of 143 ms per UCM epoch on a 2-core CPU). train/hashing.py uses it
+host (6 of 143 ms per UCM epoch on a 2-core CPU). `epochs.jit_step` uses it
 on one-device meshes; with several fake CPU devices, the gather inside the
 step made XLA:CPU's in-process collectives deadlock in the test suite
 (devices entering two collectives in different orders), so batches are
 sharded from the host there.
 
-Part arrays (`_batch` of train/hashing.py): 'img', 'img_aug' (M, Di);
+Part arrays (as train/hashing.py builds them): 'img', 'img_aug' (M, Di);
 'txt', 'txt_aug' (M, Dt) with one caption per image, else 'txt_all',
 'txt_aug_all' (M, C, Dt); 'buffer_idx' (M,) rows of the code buffers;
 'class_ids' (M,) for CHNR's meta phase.
