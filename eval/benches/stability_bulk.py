@@ -28,7 +28,8 @@ the loss of TCAV's SGDClassifier), alpha = 0.01 (scikit-learn's alpha, mean
 loss), 300 L-BFGS steps.
 Baseline: scikit-learn `SGDClassifier(alpha=0.01, max_iter=1000, tol=1e-3)`
 (hinge; TCAV's default `cav.py` settings, random_state = run) fitted once per
-CAV on the same subsets, views, consistency and separation in NumPy.
+CAV on the same subsets, views, consistency and separation in NumPy
+(`stability_sklearn`).
 
 Timing: the whole grid (views, fits, both metrics) for both; ours excludes
 compilation (a warm-up pass), reported in `extra`.
@@ -45,11 +46,13 @@ smallest layer only: liblinear is slow at large D).
 """
 
 import time
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from eval.benches.stability_sklearn import baseline, linear_svc, sgd
 from jaxcxai.concepts.stability import representations as views
 from jaxcxai.concepts.stability import retrieval
 from jaxcxai.concepts.stability import runs as run_lib
@@ -157,58 +160,6 @@ def _ours(layers, subsets, dims):
     return jax.block_until_ready(res)
 
 
-def _np_view(x, dim):
-    if dim == "1d":
-        return x.mean(axis=(-3, -2))
-    if dim == "2d":
-        return x.mean(axis=-1).reshape(x.shape[:-3] + (-1,))
-    return x.reshape(x.shape[:-3] + (-1,))
-
-
-def _sgd(run):
-    from sklearn.linear_model import SGDClassifier
-
-    return SGDClassifier(alpha=ALPHA, max_iter=1000, tol=1e-3, random_state=run)
-
-
-def _svm(run):
-    from sklearn.svm import LinearSVC
-
-    return LinearSVC(loss="hinge", C=1.0 / (2 * SAMPLES * ALPHA), dual=True,
-                     intercept_scaling=100.0, tol=1e-6, max_iter=100_000)  # fmt: skip
-
-
-def _baseline(layers, subsets, dims, make=_sgd):
-    """{layer: {dim: ((K,) consistency, (K,) separation)}}: one sklearn
-    classifier `make(run)` per CAV, views and metrics in NumPy."""
-    y = np.r_[np.ones(SAMPLES), np.zeros(SAMPLES)]
-    out = {}
-    for name, data in layers.items():
-        out[name] = {}
-        for dim in dims:
-            pos, neg = _np_view(data["pos"], dim), _np_view(data["neg"], dim)
-            held_pos = _np_view(data["held_pos"], dim)
-            held_neg = _np_view(data["held_neg"], dim)
-            con, sep = [], []
-            for i, (pi, ni) in enumerate(subsets):
-                w, b = [], []
-                for run in range(pi.shape[0]):
-                    x = np.concatenate([pos[i][pi[run]], neg[ni[run]]])
-                    clf = make(run).fit(x, y)
-                    w.append(clf.coef_[0])
-                    b.append(clf.intercept_[0])
-                w, b = np.asarray(w), np.asarray(b)
-                v = w / np.linalg.norm(w, axis=1, keepdims=True)
-                cos = v @ v.T
-                r = len(v)
-                con.append(np.triu(cos, 1).sum() / (r * (r - 1) / 2))
-                zp, zn = held_pos[i] @ w.T + b, held_neg @ w.T + b  # (M, R)
-                acc = ((zp > 0).sum(0) + (zn <= 0).sum(0)) / (len(zp) + len(zn))
-                sep.append(acc.mean())
-            out[name][dim] = (np.asarray(con), np.asarray(sep))
-    return out
-
-
 def run(quick: bool) -> dict:
     k, r = (3, 8) if quick else (10, 20)
     names = ["conv2", "conv4"] if quick else list(LAYERS)
@@ -228,11 +179,12 @@ def run(quick: bool) -> dict:
         ours_s = min(ours_s, time.perf_counter() - t0)
 
     t0 = time.perf_counter()
-    base = _baseline(host, subsets, DIMS)
+    base = baseline(host, subsets, DIMS, partial(sgd, ALPHA), SAMPLES)
     base_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     ref_layers = names[-1:]  # the smallest layer: liblinear is slow at large D
-    svm = _baseline({n: host[n] for n in ref_layers}, subsets, DIMS, make=_svm)
+    svc = partial(linear_svc, ALPHA, SAMPLES)
+    svm = baseline({n: host[n] for n in ref_layers}, subsets, DIMS, svc, SAMPLES)
     svm_s = time.perf_counter() - t0
 
     cells, worst_c, worst_s, misses = [], 0.0, 0.0, []

@@ -27,6 +27,7 @@ gbdt         the reference code's LightGBM / CatBoost estimators (optional
              `gbdt` extra)
 image        the image experiment: CNN with MC dropout, IG / SmoothGrad
              SSIM against noise (Figures 5-6)
+image_data   the image experiment's image sets, split 70/15/15 per class
 masks        counter-hash dropout masks (the MC-dropout models' default)
 focus        E7: noise columns and the SignalMass of U groups (App. C)
 calibration  threshold calibration (the reference code's script 8)
@@ -65,6 +66,7 @@ from jaxcxai.uncertainty import forest as forest
 from jaxcxai.uncertainty import gating as gating
 from jaxcxai.uncertainty import gbdt as gbdt
 from jaxcxai.uncertainty import image as image
+from jaxcxai.uncertainty import image_data as image_data
 from jaxcxai.uncertainty import masks as masks
 from jaxcxai.uncertainty import models as models
 from jaxcxai.uncertainty import paper as paper
@@ -168,6 +170,7 @@ __all__ = [
     "figures",
     "report",
     "image",
+    "image_data",
     "gbdt",
     "run",
     "GatingStudy",

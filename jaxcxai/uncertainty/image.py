@@ -12,13 +12,12 @@ to [-1, 1]). Maps are grayscale by the signed channel mean; SSIM is
 scikit-image's on min-max normalised maps. XEC = Spearman rho(mean SSIM,
 mean U) (the paper: -1.0 for both). Unlike the reference, U and the maps see
 the same noisy images, dropout masks are shared across levels, and sigma-0
-maps are computed (the reference sets SSIM = 1 there).
+maps are computed (the reference sets SSIM = 1 there). The image sets and
+their split (`load_images`, `ImageSplits`) live in `image_data`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
 from functools import partial
 from typing import Any
 
@@ -30,12 +29,13 @@ import optax
 from jaxcxai.attribution.integrated import integrated_gradients
 from jaxcxai.attribution.smooth import smoothgrad
 from jaxcxai.checks import check_finite
-from jaxcxai.data import classic
 from jaxcxai.metrics.explanations.rank import spearman_rho
 from jaxcxai.metrics.explanations.ssim import ssim
 from jaxcxai.training.state import create_train_state, make_train_step
 from jaxcxai.uncertainty.correlation import strata
 from jaxcxai.uncertainty.dropout import DropoutCNN, cnn_mc_variance
+from jaxcxai.uncertainty.image_data import ImageSplits as ImageSplits
+from jaxcxai.uncertainty.image_data import load_images as load_images
 from jaxcxai.uncertainty.perturb import IMAGE_NOISE_LEVELS, image_noise
 
 __all__ = [
@@ -45,81 +45,6 @@ __all__ = [
     "load_images",
     "train_cnn",
 ]
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageSplits:
-    """Train/val/test images (N, H, W, C) float32 in [-1, 1], labels int32."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    class_names: tuple[str, ...]
-    name: str
-
-
-def _fashion(root: str) -> tuple[np.ndarray, np.ndarray]:
-    for name in ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3",
-                 "t10k-labels-idx1"):  # fmt: skip
-        if not os.path.exists(path := os.path.join(root, f"{name}-ubyte.gz")):
-            raise FileNotFoundError(
-                f"Fashion-MNIST file {path} not found; install the Debian "
-                "package dataset-fashion-mnist or pass root="
-            )
-    (xa, ya), (xb, yb) = (
-        classic.load_fashion_mnist(s, root) for s in ("train", "test")
-    )
-    return np.concatenate([xa, xb]), np.concatenate([ya, yb])
-
-
-def load_images(
-    source: str = "digits",
-    *,
-    seed: int = 42,
-    root: str | None = None,
-    max_per_class: int | None = None,
-) -> ImageSplits:
-    """An image set split 70/15/15 within each class (the paper's protocol).
-
-    Each class is shuffled (`np.random.default_rng(seed)`) and cut at
-    int(0.7 n) and int(0.7 n) + int(0.15 n), as the reference; each split is
-    then shuffled, so `x_test[:100]` are "100 shuffled test images".
-
-    Args:
-      source: "digits" (scikit-learn, 1797 images 8x8x1) or "fashion_mnist"
-        (70 000 images 28x28x1, train and test files pooled).
-      seed: the split seed (42).
-      root: Fashion-MNIST folder (default: the Debian package's).
-      max_per_class: keep at most this many images per class.
-
-    Returns:
-      `ImageSplits` scaled to [-1, 1].
-
-    Raises:
-      FileNotFoundError: a Fashion-MNIST file is absent (names it).
-    """
-    if source == "digits":
-        x, y = classic.load_sklearn_images("digits")
-        names = tuple(str(k) for k in range(10))
-    elif source == "fashion_mnist":
-        x, y = _fashion(root or classic.FASHION_MNIST_DIR)
-        names = classic.FASHION_MNIST_CLASSES
-    else:
-        raise ValueError(f"source must be 'digits' or 'fashion_mnist', got {source!r}")
-    rng = np.random.default_rng(seed)
-    cuts = []
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))[:max_per_class]
-        n_tr, n_va = int(0.7 * len(idx)), int(0.15 * len(idx))
-        cuts.append(np.split(idx, [n_tr, n_tr + n_va]))
-    out = []
-    for part in zip(*cuts):  # train, val, test
-        idx = rng.permutation(np.concatenate(part))
-        out += [(2.0 * x[idx] - 1.0).astype(np.float32), y[idx].astype(np.int32)]
-    return ImageSplits(*out, class_names=tuple(names), name=source)
 
 
 @partial(jax.jit, static_argnums=0)

@@ -13,7 +13,9 @@ bias       test-time view IoU (80 x 80 grid, 1e-4 smoothing), group mean/std,
            embedding-shift cosine with the paper's zero-vector rule
 multiview  multi-view LoCEs (view losses summed), multi-view Net2Vec, GloCE
 study      settings and SynthAerial objects of the background-bias study
-run        the study: multi-view fits, test IoUs per group, embedding shift
+vectors    one concept's multi-view fits, test IoUs per group, IoU rows and
+           embedding shift
+run        the study: pools, per-concept vectors, results, report, figures
 report     boat-on-road check and markdown; figures: IoU heatmap, sample views
 """
 

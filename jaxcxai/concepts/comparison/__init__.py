@@ -8,7 +8,9 @@ depth       relative depth i / (L - 1), each layer's best match and its
             distance from the relative-depth diagonal
 cka         linear CKA of raw activations (Kornblith et al. 2019), the
             concept-free baseline, as an (La, Lb) matrix
-study       settings (`CompareStudy`), networks (trained + packaged ImageNet),
+settings    `CompareStudy`: every setting of a comparison study, one frozen
+            dataclass per section
+study       the settings' checks, networks (trained + packaged ImageNet),
             layer choice, data and files of a comparison study
 run         a study end to end: probes per network, outputs on shared
             scenes, every pair's similarities, CKA and best matches
@@ -26,6 +28,7 @@ from jaxcxai.concepts.comparison import figures as figures
 from jaxcxai.concepts.comparison import outputs as outputs
 from jaxcxai.concepts.comparison import report as report
 from jaxcxai.concepts.comparison import run as run
+from jaxcxai.concepts.comparison import settings as settings
 from jaxcxai.concepts.comparison import similarity as similarity
 from jaxcxai.concepts.comparison import study as study
 from jaxcxai.concepts.comparison.cka import cka_matrix as cka_matrix
@@ -41,6 +44,7 @@ from jaxcxai.concepts.comparison.outputs import (
     net2vec_layer_masks as net2vec_layer_masks,
 )
 from jaxcxai.concepts.comparison.outputs import net2vec_masks as net2vec_masks
+from jaxcxai.concepts.comparison.settings import CompareStudy as CompareStudy
 from jaxcxai.concepts.comparison.similarity import MEASURES as MEASURES
 from jaxcxai.concepts.comparison.similarity import LayerSimilarity as LayerSimilarity
 from jaxcxai.concepts.comparison.similarity import Measure as Measure
@@ -50,7 +54,6 @@ from jaxcxai.concepts.comparison.similarity import (
     projection_pearson as projection_pearson,
 )
 from jaxcxai.concepts.comparison.similarity import set_iou as set_iou
-from jaxcxai.concepts.comparison.study import CompareStudy as CompareStudy
 
 __all__ = [
     "DepthMatch",
@@ -76,6 +79,7 @@ __all__ = [
     "report",
     "run",
     "set_iou",
+    "settings",
     "similarity",
     "study",
 ]

@@ -2,7 +2,8 @@
 
 `CompareStudy` holds every setting of the study that `eval.compare` and the
 main job's `comparison` stage run (the fields of `configs/compare.py`, one
-dataclass per section). The networks are the trained backbone(s)
+dataclass per section; defined in `settings`, re-exported here with its
+sections). The networks are the trained backbone(s)
 (`jaxcxai.training.load_trained`) and packaged ImageNet networks
 (`jaxcxai.models.load_pretrained`), all fed the same SynthAerial scenes,
 each resized to its own input size inside its compiled forward pass. Per
@@ -30,7 +31,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcxai.concepts.probes import cavs, net2vec
+from jaxcxai.concepts.comparison.settings import CHOICES as CHOICES
+from jaxcxai.concepts.comparison.settings import CavSettings as CavSettings
+from jaxcxai.concepts.comparison.settings import CheckSettings as CheckSettings
+from jaxcxai.concepts.comparison.settings import CompareData as CompareData
+from jaxcxai.concepts.comparison.settings import CompareStudy as CompareStudy
+from jaxcxai.concepts.comparison.settings import (
+    Net2VecSettings as Net2VecSettings,
+)
 from jaxcxai.data import synthaerial
 from jaxcxai.metric_writers import read_npz, write_npz_atomic
 from jaxcxai.models.pretrained import PRETRAINED, load_pretrained
@@ -50,13 +58,6 @@ __all__ = ["BLOCKS", "CHOICES", "DATA", "OUTPUTS", "REPORT", "RESULTS", "SIMILAR
 DATA, OUTPUTS, SIMILARITY = "data.npz", "outputs.npz", "similarity.npz"
 RESULTS, REPORT = "compare_results.json", "compare_report.md"
 
-# Settings with a fixed set of values.
-CHOICES = {
-    "net2vec.objective": tuple(net2vec.OBJECTIVES),
-    "net2vec.optimizer": ("adamw", "sgd"),
-    "cav.method": cavs.METHODS,
-    "cav.pool": ("mean", "flatten"),
-}
 # Model name -> its blocks in depth order (spatial (N, h, w, C) outputs), the
 # candidates `choose_layers` spaces evenly (the models' docstrings list them).
 BLOCKS = {
@@ -67,93 +68,6 @@ BLOCKS = {
     "efficientnet_lite0": ("_conv_stem", *(f"_blocks.{i}" for i in range(16)),
                            "_conv_head"),
 }  # fmt: skip
-
-
-@dataclasses.dataclass(frozen=True)
-class CompareData:
-    """SynthAerial scenes: a split to fit the probes on, one to compare on.
-
-    Attributes:
-      image_size: side of the generated scenes; 0 = the trained backbone's
-        training size. Every network resizes them to its own input size.
-      num_train, num_test: scenes per split.
-      seed, test_seed: SynthAerial seeds (unseen by the backbones).
-      boat_on_water_p: SynthAerial's boat/water correlation.
-    """
-
-    image_size: int = 0
-    num_train: int = 300
-    num_test: int = 100
-    seed: int = 60_000
-    test_seed: int = 70_000
-    boat_on_water_p: float = 0.9
-
-
-@dataclasses.dataclass(frozen=True)
-class Net2VecSettings:
-    """Net2Vec probes (bulk fit, `jaxcxai.concepts.probes.bulk`)."""
-
-    objective: str = "balanced_bce"  # a key of net2vec.OBJECTIVES
-    optimizer: str = "adamw"  # "adamw" | "sgd"
-    lr: float = 0.03
-    batch_size: int = 32
-    epochs: int = 10
-    runs: int = 2  # R probes per (concept, layer), aggregated (mean distance)
-
-
-@dataclasses.dataclass(frozen=True)
-class CavSettings:
-    """Concept-vs-random CAVs (TCAV's protocol, `cavs.fit_cavs`)."""
-
-    method: str = "logistic"  # "logistic" | "hinge" | "mean_diff"
-    alpha: float = 0.01  # L2 strength of the CAV classifier
-    pool: str = "mean"  # "mean" (1D-CAV) | "flatten" (3D-CAV)
-    num_random: int = 5  # R random sets; projections average the R CAVs
-    num_concept_images: int = 40
-    num_random_images: int = 40
-
-
-@dataclasses.dataclass(frozen=True)
-class CheckSettings:
-    """The relative-depth check against random assignment of best matches."""
-
-    draws: int = 10_000  # Monte Carlo draws of random assignments
-    significance: float = 0.05  # one-sided level of "nearer than random"
-
-
-@dataclasses.dataclass(frozen=True)
-class CompareStudy:
-    """Every setting of a comparison study (see `configs/compare.py`).
-
-    Attributes:
-      seed: seed of probe inits, minibatch orders, CAV sets and the checks.
-      backbone: workdir of the trained backbone (always compared).
-      backbones: workdirs of further trained backbones; one without
-        `backbone.json` is skipped (and reported).
-      pretrained: packaged ImageNet networks (`models.pretrained.PRETRAINED`).
-      pretrained_size: their input side (a multiple of 32).
-      num_layers: blocks compared per network, evenly spaced over `BLOCKS`.
-      layers: "network:layer" entries; a network named here is compared at
-        exactly these layers (in depth order) instead.
-      concepts: SynthAerial object concepts probed.
-      grid: side G of the common mask grid; 0 = the scenes' side.
-      batch_size: activation-extraction batch (a multiple of the devices).
-    """
-
-    seed: int
-    backbone: str
-    backbones: tuple[str, ...]
-    pretrained: tuple[str, ...]
-    pretrained_size: int
-    num_layers: int
-    layers: tuple[str, ...]
-    concepts: tuple[str, ...]
-    grid: int
-    batch_size: int
-    data: CompareData = CompareData()
-    net2vec: Net2VecSettings = Net2VecSettings()
-    cav: CavSettings = CavSettings()
-    checks: CheckSettings = CheckSettings()
 
 
 @dataclasses.dataclass(frozen=True)
