@@ -116,8 +116,7 @@ def _check_z(z, dim):
 
 
 def descend(z, tree, temperature: float = 0.01):
-    """Greedy root-to-leaf descent, no stopping (h* = inf); jit, vmapped
-    over the samples.
+    """Greedy root-to-leaf descent, no stopping (h* = inf); vmapped, jitted.
 
     Returns:
       (path (N, S) int32 with the leaf repeated to the end, entropy (N, S)
@@ -128,10 +127,11 @@ def descend(z, tree, temperature: float = 0.01):
     root, _, steps = _tree_arrays(tree)
     node_emb = np.asarray(tree.node_emb, np.float32)
     z = _check_z(z, node_emb.shape[1])
-    out = _descend(
-        z, np.asarray(tree.children), node_emb, root, np.float32(temperature), steps
-    )
-    return tuple(np.asarray(x) for x in out)
+    # Scanned to a power of two, so trees of one shape but other heights (an
+    # alignment sweep) share one program; steps past the leaf are cut off.
+    args = (np.asarray(tree.children), node_emb, root, np.float32(temperature))
+    out = _descend(z, *args, 1 << (steps - 1).bit_length())
+    return tuple(np.asarray(x)[:, : steps - (i == 2)] for i, x in enumerate(out))
 
 
 def _stop_index(xp, entropy_path, h_star):

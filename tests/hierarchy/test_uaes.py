@@ -63,6 +63,24 @@ def test_infer_matches_python_walk(h_star):
     assert len(stops) > 2  # the walk stops at several different nodes
 
 
+def test_trees_of_one_shape_share_a_program_across_heights():
+    tree, z = _random_tree_and_samples()  # height 2
+    # Same node count and fan-out, height 3: 0 -> 1, 2, 3; 1 -> 4, 5, 6; 4 -> 7, 8.
+    parent = np.array([-1, 0, 0, 0, 1, 1, 1, 4, 4])
+    leaves = np.array([2, 3, 5, 6, 7, 8])
+    rng = np.random.default_rng(1)
+    deep = from_parent(parent, leaves, rng.normal(size=(6, 5)))
+    uaes.infer(z, tree, T)
+    before = uaes._descend._cache_size()
+    for t, height in ((tree, 2), (deep, 3)):
+        got = uaes.infer(z, t, T)
+        assert got.path.shape == (len(z), height + 1)
+        assert got.probs.shape == (len(z), height)
+        ref = python_uaes(z, t, T, np.inf)
+        assert [int(s) for s in got.stop_node] == [s for s, _, _ in ref]
+    assert uaes._descend._cache_size() == before  # no new compilation
+
+
 def test_perfect_tree_with_separable_leaves_reaches_every_leaf():
     centroids = np.eye(8, dtype=np.float32)
     tree = build(centroids)
