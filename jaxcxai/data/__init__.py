@@ -5,6 +5,10 @@ The modules, one line each:
                    ground truth (the default dataset of the main job)
   scenes           SynthAerial's scene classes: object counts, super-categories
   layouts          the scenes' background layouts (textures, roads, water)
+  shapes           SynthAerial's object concepts: sizes, top-down shapes, colours
+  textures         procedural top-down background textures
+  synthaerial_captions  UCM-style captions from a scene graph
+  synthaerial_plots     figure of samples: images, mask overlays, backgrounds
   tfds_builder     SynthAerial as a tfds array_record dataset (no TensorFlow)
   pipeline         deterministic, per-host, batch-sharding NumPy input pipeline
   coco, coco_rle   COCO instance annotations to concept masks

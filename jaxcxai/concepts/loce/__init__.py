@@ -3,6 +3,8 @@
 fit         per-sample LoCE fits, vmapped, micro-batched and sharded; GLoCE
 objectives  LoCE / GCPV objectives as swappable pure losses, the AdamW scan
 projection  LoCE projections and the per-sample loss
+iou         IoUs of LoCE projections on the target grid and at the original
+            resolution (the reference's stored "loss")
 reference   the reference code's batched fit and the shared-vector baseline
 results     LoCE results as arrays (input chunks, results, atomic files)
 store       resumable fitting into an on-disk store
@@ -16,6 +18,11 @@ clustering  hierarchical clustering and purity, GMMs selected by BIC,
 summary     summaries over plain arrays: separation with the car/truck rank,
             sub-concept ARIs, retrieval, own-projection IoU
 plots       figures of the analyses
+study       a LoCE study of SynthAerial object instances: settings, data,
+            fitting
+evaluation  analysing a fitted study and reporting it (`analyze`)
+figures     the study's figures (centroid segmentation, every report PNG)
+report      the study's markdown report
 """
 
 from jaxcxai.concepts.loce import analysis as analysis
