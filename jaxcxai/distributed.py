@@ -183,9 +183,7 @@ def _check_slurm_env() -> None:
     Raises:
       DistributedInitError: naming the missing SLURM variables.
     """
-    if not os.environ.get("SLURM_NTASKS", "").isdigit():
-        return
-    if int(os.environ["SLURM_NTASKS"]) <= 1:
+    if _env_count("SLURM_NTASKS") <= 1:
         return
     missing = [v for v in _SLURM_VARS if v not in os.environ]
     if missing:
@@ -197,12 +195,15 @@ def _check_slurm_env() -> None:
         )
 
 
+def _env_count(key: str) -> int:
+    """The process count a launcher's variable gives (0 if unset or not a
+    number)."""
+    value = os.environ.get(key, "")
+    return int(value) if value.isdigit() else 0
+
+
 def _cluster_env_detected() -> bool:
     """True when a cluster launcher describes more than one process."""
     if "," in os.environ.get("TPU_WORKER_HOSTNAMES", ""):
         return True
-    for key in ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE"):
-        value = os.environ.get(key, "")
-        if value.isdigit() and int(value) > 1:
-            return True
-    return False
+    return any(_env_count(k) > 1 for k in ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE"))

@@ -219,18 +219,17 @@ def on_files(files, config):
     execute = os.environ.get("JAXCXAI_DOCS_RUN", "1") != "0"
     nav = str(config.get("nav"))
     paths = sorted(TUTORIALS.glob("*.py"))
-    for path in paths:
-        uri = f"tutorials/{path.stem}.md"
+    uris = [f"tutorials/{path.stem}.md" for path in paths]
+    for path, uri in zip(paths, uris):
         if uri not in nav:
             raise PluginError(
                 f"tutorial {path.name} has no page in mkdocs.yml's nav ({uri})"
             )
     jobs = max(1, int(os.environ.get("JAXCXAI_DOCS_JOBS", "2")))
     with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-        pages = list(pool.map(lambda p: tutorial_page(p, execute), paths))
-    for path, content in zip(paths, pages):
-        uri = f"tutorials/{path.stem}.md"
-        files.append(File.generated(config, uri, content=content))
+        pages = pool.map(lambda p: tutorial_page(p, execute), paths)
+        for uri, content in zip(uris, pages):
+            files.append(File.generated(config, uri, content=content))
     return files
 
 

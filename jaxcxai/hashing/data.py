@@ -177,16 +177,11 @@ def prepare_data(
         )
     if standardize:
         rows = slice(None) if standardize_with_eval_rows else parts["train"]
-        for name, a in [("image_features", x), ("image_features_aug", x_aug),
-                        ("text_features", t), ("text_features_aug", t_aug)]:  # fmt: skip
-            if not a[rows].std() > 0:
-                raise ValueError(
-                    f"cannot standardise {name}: its standard deviation over the "
-                    f"standardisation rows is {a[rows].std()} (constant or "
-                    "non-finite values); pass standardize=False to keep them"
-                )
-        std = lambda a: ((a - a[rows].mean()) / a[rows].std()).astype(np.float32)
-        x, x_aug, t, t_aug = std(x), std(x_aug), std(t), std(t_aug)
+        names = ("image_features", "image_features_aug", "text_features",
+                 "text_features_aug")  # fmt: skip
+        x, x_aug, t, t_aug = (
+            _standardize(name, a, rows) for name, a in zip(names, (x, x_aug, t, t_aug))
+        )
     out = {}
     for name, idx in parts.items():
         off = duch_h5.caption_offsets(len(idx), t.shape[1], seed) % t.shape[1]
@@ -201,6 +196,23 @@ def prepare_data(
     out["train"]["txt_all"] = t[parts["train"]]
     out["train"]["txt_aug_all"] = t_aug[parts["train"]]
     return out
+
+
+def _standardize(name: str, a: np.ndarray, rows) -> np.ndarray:
+    """`a` minus its scalar mean over `rows`, over their std (float32).
+
+    Raises:
+      ValueError: naming `name` when that std is 0 or not finite.
+    """
+    sample = a[rows]
+    mean, sd = sample.mean(), sample.std()
+    if not sd > 0:
+        raise ValueError(
+            f"cannot standardise {name}: its standard deviation over the "
+            f"standardisation rows is {sd} (constant or non-finite values); "
+            "pass standardize=False to keep them"
+        )
+    return ((a - mean) / sd).astype(np.float32)
 
 
 def class_ids(labels: np.ndarray) -> np.ndarray:

@@ -84,6 +84,13 @@ def _orient(seeds, start, end):
     return jnp.where(flip, end, start), jnp.where(flip, start, end)
 
 
+def _first_last(mask, axis: int):
+    """Indices of the first and the last True along `axis` (0 and n - 1
+    where there is none)."""
+    n = mask.shape[axis]
+    return jnp.argmax(mask, axis), n - 1 - jnp.argmax(jnp.flip(mask, axis), axis)
+
+
 def _polygon_edges(seeds, radius: float):
     """Every cell's polygon edges as the reference draws them.
 
@@ -98,13 +105,11 @@ def _polygon_edges(seeds, radius: float):
         (x, y) truncated to integers as Pillow does.
       valid: (K, K + 1) bool, which of those edges exist.
     """
-    k = seeds.shape[0]
     vert, tri = _circumcentres(seeds)
     n_tri = jnp.sum(tri, -1)  # 2: finite ridge, 1: infinite, 0: no ridge
-    first = jnp.argmax(tri, -1)[..., None, None]
-    last = (k - 1 - jnp.argmax(tri[..., ::-1], -1))[..., None, None]
-    a = jnp.take_along_axis(vert, first, 2)[:, :, 0]
-    b = jnp.take_along_axis(vert, last, 2)[:, :, 0]
+    first, last = _first_last(tri, -1)
+    a = jnp.take_along_axis(vert, first[..., None, None], 2)[:, :, 0]
+    b = jnp.take_along_axis(vert, last[..., None, None], 2)[:, :, 0]
     # An infinite ridge ends `radius` out along its normal, on the side away
     # from the seeds' mean, as the reference's finite polygons pick it.
     tangent = seeds[None, :, :] - seeds[:, None, :]
@@ -119,10 +124,9 @@ def _polygon_edges(seeds, radius: float):
     open_ = n_tri == 1
     b = jnp.where(open_[..., None], far, b)
     # The closing edge joins the far ends of an open cell's two infinite ridges.
-    f1 = jnp.take_along_axis(far, jnp.argmax(open_, 1)[:, None, None], 1)[:, 0]
-    f2 = jnp.take_along_axis(
-        far, (k - 1 - jnp.argmax(open_[:, ::-1], 1))[:, None, None], 1
-    )[:, 0]
+    o1, o2 = _first_last(open_, 1)
+    f1 = jnp.take_along_axis(far, o1[:, None, None], 1)[:, 0]
+    f2 = jnp.take_along_axis(far, o2[:, None, None], 1)[:, 0]
     a = jnp.concatenate([a, f1[:, None]], 1)
     b = jnp.concatenate([b, f2[:, None]], 1)
     valid = jnp.concatenate([n_tri >= 1, (jnp.sum(open_, 1) == 2)[:, None]], 1)
