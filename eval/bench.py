@@ -20,6 +20,7 @@ import sys
 
 from configs import cli
 from jaxcxai import hostmem
+from jaxcxai.atomic_files import write_text_atomic
 
 # Benchmarks that shard over a mesh get 8 fake CPU devices (the flag only
 # affects the host platform: a GPU/TPU run uses its real devices). The
@@ -215,11 +216,7 @@ def _main(argv) -> int:
     record = run_benchmark(args.name, args.quick)
     out = args.out or os.path.join("bench_results", f"{args.name}.json")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    tmp = out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, out)
+    write_text_atomic(out, json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
     print(f"wrote {out}", file=sys.stderr)
     return 0 if record["agreement_ok"] else 1

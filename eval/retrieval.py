@@ -21,30 +21,15 @@ map_trunc@K).
 
 import json
 import os
-import tempfile
 
 import numpy as np
 
 from configs import cli
+from jaxcxai.atomic_files import atomic_write, write_text_atomic
 from jaxcxai.metrics import retrieval
 
 CROSS_MODAL = ("query_image", "query_text", "db_image", "db_text")
 SINGLE = ("query_codes", "db_codes")
-
-
-def _atomic_write(path: str, write) -> None:
-    """Writes via a temporary file in the same directory, then renames."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(
-        dir=directory, prefix=".tmp_", suffix=os.path.basename(path)
-    )
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def load_codes(path: str, binarize: bool) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -119,7 +104,7 @@ def plot_pr(results: dict, path: str) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
     plt.close(fig)
 
 
@@ -177,15 +162,11 @@ def _main(argv) -> dict:
         d: {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in m.items()}
         for d, m in results.items()
     }
-    _atomic_write(
-        os.path.join(args.out, "retrieval_metrics.json"),
-        lambda f: f.write(json.dumps(as_json, indent=2).encode()),
+    write_text_atomic(
+        os.path.join(args.out, "retrieval_metrics.json"), json.dumps(as_json, indent=2)
     )
     table = markdown_table(results)
-    _atomic_write(
-        os.path.join(args.out, "retrieval_metrics.md"),
-        lambda f: f.write(table.encode()),
-    )
+    write_text_atomic(os.path.join(args.out, "retrieval_metrics.md"), table)
     plot_pr(results, os.path.join(args.out, "pr_curve.png"))
     print(table)
     return results

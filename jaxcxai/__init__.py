@@ -7,6 +7,7 @@ Layer 0, infrastructure:
   parallel        device meshes, batch sharding
   distributed     multi-host start-up (`initialize_distributed`)
   checkpoint      Orbax checkpointing (save every N, keep K, resume)
+  atomic_files    atomic files (temporary name, then rename; JAX-free)
   metric_writers  JSON-lines metric records, atomic JSON
   hostmem         host allocator settings for XLA:CPU (scripts call it)
   checks          non-finite input checks and fingerprints of resumed work
@@ -40,6 +41,7 @@ Layer 3, method families:
                   naming, consistency, UAES, alignment, two-tower heads, the study
 """
 
+from jaxcxai import atomic_files as atomic_files
 from jaxcxai import checkpoint as checkpoint
 from jaxcxai import hostmem as hostmem
 from jaxcxai import metric_writers as metric_writers
@@ -49,6 +51,7 @@ from jaxcxai import training as training
 __version__ = "0.1.0"
 
 __all__ = [
+    "atomic_files",
     "checkpoint",
     "hostmem",
     "metric_writers",

@@ -22,23 +22,15 @@ count, so a cache started by N hosts resumes on M; the index's
 """
 
 import json
-import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from jaxcxai.atomic_files import atomic_write, is_temporary
 from jaxcxai.checks import check_fingerprint, fingerprint_record
 from jaxcxai.feature_cache import _FORMAT, _INDEX, FeatureCache
-
-
-def _atomic_write(path: Path, write: Callable) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)
-
 
 _CHUNK_FILE = re.compile(r"^e\d+-.*\.(\d{5})\.npy$")
 _SETTINGS = ("layers", "dtype", "pool", "keep_acts", "chunk_size")
@@ -162,7 +154,7 @@ class _CacheWriter:
         kept = len(self.index["chunks"])
         for f in self.path.iterdir():
             m = _CHUNK_FILE.match(f.name)
-            if f.name.endswith(".tmp") or (m and int(m[1]) >= kept):
+            if is_temporary(f.name) or (m and int(m[1]) >= kept):
                 f.unlink()
 
     @property
@@ -198,7 +190,7 @@ class _CacheWriter:
                 )
             if self.hosts.index == writer:
                 path = self.path / f"{spec['file']}.{k:05d}.npy"
-                _atomic_write(path, lambda f, a=a: np.save(f, a))
+                atomic_write(path, lambda f, a=a: np.save(f, a))
         # The index lists the chunk only once its files exist, whoever wrote
         # them: a kill in between leaves orphans, never a listed hole.
         self.hosts.sync(f"feature cache {self.path}: chunk {k} written")
@@ -218,7 +210,7 @@ class _CacheWriter:
         if self.hosts.index != 0:
             return
         text = json.dumps(self.index, indent=1, default=list).encode()
-        _atomic_write(self.path / _INDEX, lambda f: f.write(text))
+        atomic_write(self.path / _INDEX, lambda f: f.write(text))
 
 
 class _MemoryWriter:

@@ -5,9 +5,11 @@ to `workdir/metrics.jsonl` by process 0 only (big_vision's writer, CLU's
 `write_scalars` interface). A resumed run first calls
 `JsonlWriter.truncate(restored_step)`, so every step is logged exactly once.
 
-Files: `atomic_write` / `write_json_atomic` write a temporary file and rename
-it, so a reader never sees half a file; the temporary files of a killed
-writer are removed by the next write of the same file.
+Files: `write_json_atomic` / `write_npz_atomic` (and `atomic_write` /
+`write_text_atomic`, re-exported from `jaxcxai.atomic_files`) write a
+temporary file and rename it, so a reader never sees half a file; the
+temporary files of a killed writer are removed by the next write of the same
+file.
 
 What produced a stored result (its fingerprint) is recorded and checked by
 `jaxcxai.checks`.
@@ -19,12 +21,13 @@ import json
 import logging
 import math
 import os
-import re
-from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
+
+# Re-exported: callers import the atomic writers from here too.
+from jaxcxai.atomic_files import atomic_write, write_text_atomic
 
 __all__ = [
     "JsonlWriter",
@@ -111,43 +114,6 @@ def read_jsonl(path: str) -> list[dict]:
     """Reads every record of a JSON-lines file (a torn last line is skipped)."""
     with open(path) as f:
         return [json.loads(line) for line in _complete_lines(f.read())]
-
-
-def atomic_write(path: str, write: Callable) -> None:
-    """`write(binary file)` into a temporary file, then renamed to `path`.
-
-    The temporary name carries the process id, so concurrent writers never
-    share one; leftovers of dead processes (a kill between open and rename)
-    are removed after the rename.
-    """
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)
-    folder, name = os.path.split(os.path.abspath(path))
-    pattern = re.compile(re.escape(name) + r"\.tmp(\d+)$")
-    for other in os.listdir(folder):
-        m = pattern.match(other)
-        if m and not _alive(int(m[1])):
-            try:
-                os.remove(os.path.join(folder, other))
-            except FileNotFoundError:
-                pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    """Writes UTF-8 `text` to `path` through a temporary file and a rename."""
-    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def write_json_atomic(path: str, obj: Any) -> None:

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from jaxcxai.atomic_files import atomic_write
+
 __all__ = [
     "DPI",
     "colors",
@@ -152,7 +154,5 @@ def save(fig, path: str) -> str:
       The file's base name (what reports link to).
     """
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, format="png", dpi=DPI)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI))
     return os.path.basename(path)

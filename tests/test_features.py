@@ -100,7 +100,7 @@ def test_interrupted_cache_resumes(setup, tmp_path):
         features.extract(apply_fn, _batches_then_crash(images, 4, 7), ["conv2"], **kw)
     partial = features.FeatureCache(tmp_path)
     assert not partial.complete and len(partial) % CHUNK == 0 and 0 < len(partial) < N
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob("*.tmp-*"))
     done = len(partial)
     # Poison the finished part: if resuming recomputed it, NaNs would appear.
     poisoned = images.copy()
@@ -124,7 +124,7 @@ def test_missing_last_chunk_and_temp_file(setup, tmp_path):
     before = full["conv1"].copy()
     last = full.num_chunks - 1
     full.chunk_file("conv1", last).unlink()
-    tmp = full.chunk_file("conv1/pooled", last).with_suffix(".npy.tmp")
+    tmp = full.chunk_file("conv1/pooled", last).with_suffix(".npy.tmp-99999999")
     tmp.write_bytes(b"half-written garbage")
     poisoned = images.copy()
     poisoned[: last * CHUNK] = np.nan

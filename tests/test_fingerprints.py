@@ -151,8 +151,8 @@ def test_feature_cache_kill_leaves_no_orphans(nets, tmp_path):
         (tmp_path / f"{cache.index['entries'][name]['file']}.00001.npy").write_bytes(
             b"x"
         )
-    (tmp_path / "index.json.tmp").write_bytes(b"{")
-    (tmp_path / "e0-conv1.00002.npy.tmp").write_bytes(b"half")
+    (tmp_path / "index.json.tmp-99999999").write_bytes(b"{")
+    (tmp_path / "e0-conv1.00002.npy.tmp-99999999").write_bytes(b"half")
     resumed = features.extract(net.apply, images, ["conv1"], **kw)
     assert resumed.complete and len(resumed) == 24
     expected = {f"{resumed.index['entries'][n]['file']}.{k:05d}.npy"
@@ -164,7 +164,7 @@ def test_feature_cache_kill_leaves_no_orphans(nets, tmp_path):
     # Files no later write would replace are deleted too, also when the
     # cache is complete and nothing is extracted.
     (tmp_path / "e0-conv1.00007.npy").write_bytes(b"x")
-    (tmp_path / "e1-conv1_pooled.00003.npy.tmp").write_bytes(b"x")
+    (tmp_path / "e1-conv1_pooled.00003.npy.tmp-99999999").write_bytes(b"x")
     again = features.extract(net.apply, images, ["conv1"], **kw)
     assert set(os.listdir(tmp_path)) == expected
     np.testing.assert_array_equal(again["conv1"], ref["conv1"])
@@ -172,10 +172,10 @@ def test_feature_cache_kill_leaves_no_orphans(nets, tmp_path):
 
 def test_atomic_write_removes_dead_writers_temp_files(tmp_path):
     path = tmp_path / "stage.json"
-    dead = tmp_path / "stage.json.tmp99999999"  # no such process: a killed run
+    dead = tmp_path / "stage.json.tmp-99999999"  # no such process: a killed run
     dead.write_text("{")
-    live = tmp_path / "stage.json.tmp1"  # pid 1 exists: maybe writing now
+    live = tmp_path / "stage.json.tmp-1"  # pid 1 exists: maybe writing now
     live.write_text("{")
     metric_writers.write_json_atomic(str(path), {"a": 1})
     assert json.loads(path.read_text()) == {"a": 1}
-    assert sorted(os.listdir(tmp_path)) == ["stage.json", "stage.json.tmp1"]
+    assert sorted(os.listdir(tmp_path)) == ["stage.json", "stage.json.tmp-1"]

@@ -26,6 +26,7 @@ LAYERS = {
     "jaxcxai.parallel": 0,
     "jaxcxai.distributed": 0,
     "jaxcxai.checkpoint": 0,
+    "jaxcxai.atomic_files": 0,
     "jaxcxai.metric_writers": 0,
     "jaxcxai.hostmem": 0,
     "jaxcxai.checks": 0,

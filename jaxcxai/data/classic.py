@@ -20,6 +20,7 @@ import zlib
 
 import numpy as np
 
+from jaxcxai.atomic_files import atomic_write
 from jaxcxai.data.validate import DataFormatError
 
 __all__ = [
@@ -110,10 +111,15 @@ def write_idx(path: str, array: np.ndarray) -> None:
     header = bytes([0, 0, codes[native], array.ndim])
     header += np.asarray(array.shape, ">u4").tobytes()
     body = array.astype(array.dtype.newbyteorder(">")).tobytes()
-    tmp = f"{path}.tmp{os.getpid()}"
-    with _open(tmp, "wb", path.endswith(".gz")) as f:
-        f.write(header + body)
-    os.replace(tmp, path)
+
+    def write(f):
+        if path.endswith(".gz"):
+            with gzip.GzipFile(fileobj=f, mode="wb") as z:
+                z.write(header + body)
+        else:
+            f.write(header + body)
+
+    atomic_write(path, write)
 
 
 def load_fashion_mnist(

@@ -20,6 +20,7 @@ import warnings
 import h5py
 import numpy as np
 
+from jaxcxai.atomic_files import atomic_write
 from jaxcxai.data.validate import DataFormatError, DataKeyError, nonfinite_rows
 
 __all__ = [
@@ -75,10 +76,12 @@ def read_h5_array(path: str, key: str, *, nonfinite: str = "raise") -> np.ndarra
 
 def write_h5_array(path: str, key: str, array: np.ndarray) -> None:
     """Writes `array` as dataset `key` of a new HDF5 file, atomically."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with h5py.File(tmp, "w") as f:
-        f.create_dataset(key, data=np.asarray(array))
-    os.replace(tmp, path)
+
+    def write(f):
+        with h5py.File(f, "w") as h5:
+            h5.create_dataset(key, data=np.asarray(array))
+
+    atomic_write(path, write)
 
 
 def standardize(x: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from jaxcxai.atomic_files import atomic_write
 from jaxcxai.data.validate import DataFormatError, decode_image, read_text
 
 __all__ = [
@@ -132,9 +133,7 @@ def write_class_mask(path: str, mask: np.ndarray) -> None:
     height, width = mask.shape
     img = Image.frombytes("P", (width, height), mask.astype(np.uint8).tobytes())
     img.putpalette(voc_palette().reshape(-1).tolist())
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    img.save(tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: img.save(f, format="PNG"))
 
 
 def class_binary_masks(

@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from jaxcxai.atomic_files import atomic_write
+
 __all__ = [
     "LABEL_MODES",
     "SYNONYMS",
@@ -159,10 +161,7 @@ def _cached(cache_dir, kind: str, settings: dict, compute) -> dict:
             return {k: f[k] for k in f.files if k != "settings"}
     arrays = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.savez(f, settings=np.asarray(blob), **arrays)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: np.savez(f, settings=np.asarray(blob), **arrays))
     return arrays
 
 

@@ -7,10 +7,9 @@ database parts, mAP@K in the four directions, and the codes file.
 modality); the metrics check their own codes (`jaxcxai.metrics.retrieval`).
 """
 
-import os
-
 import numpy as np
 
+from jaxcxai.atomic_files import atomic_write
 from jaxcxai.checks import check_finite
 from jaxcxai.hashing import state as hash_state
 from jaxcxai.metrics import retrieval
@@ -87,22 +86,19 @@ def save_codes(path: str, codes: dict, data: dict) -> None:
         and modality in ('img', 'txt'), as `evaluate` returns them.
       data: the features dict, for the parts' labels and image indices.
     """
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        np.savez(
-            f,
-            # eval.retrieval's names, and the short ones of earlier runs.
-            query_image=codes["q", "img"],
-            query_text=codes["q", "txt"],
-            db_image=codes["db", "img"],
-            db_text=codes["db", "txt"],
-            query_img=codes["q", "img"],
-            query_txt=codes["q", "txt"],
-            db_img=codes["db", "img"],
-            db_txt=codes["db", "txt"],
-            query_labels=data["query"]["labels"],
-            db_labels=data["db"]["labels"],
-            query_image_idx=data["query"]["image_idx"],
-            db_image_idx=data["db"]["image_idx"],
-        )
-    os.replace(tmp, path)
+    arrays = dict(
+        # eval.retrieval's names, and the short ones of earlier runs.
+        query_image=codes["q", "img"],
+        query_text=codes["q", "txt"],
+        db_image=codes["db", "img"],
+        db_text=codes["db", "txt"],
+        query_img=codes["q", "img"],
+        query_txt=codes["q", "txt"],
+        db_img=codes["db", "img"],
+        db_txt=codes["db", "txt"],
+        query_labels=data["query"]["labels"],
+        db_labels=data["db"]["labels"],
+        query_image_idx=data["query"]["image_idx"],
+        db_image_idx=data["db"]["image_idx"],
+    )
+    atomic_write(path, lambda f: np.savez(f, **arrays))

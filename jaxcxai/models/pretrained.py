@@ -18,7 +18,6 @@ resize of the whole photo; see :mod:`jaxcxai.models.preprocess` for why not the
 import dataclasses
 import importlib.util
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from jaxcxai.atomic_files import atomic_write
 from jaxcxai.models.convert import torch_to_linen
 from jaxcxai.models.torch_io import read_state_dict
 from jaxcxai.models.weight_checks import WeightFileError
@@ -117,14 +117,7 @@ def _abstract_variables(model: nn.Module, image_size: int) -> Any:
 def _save_npz_atomic(path: Path, variables: dict[str, Any]) -> None:
     flat = traverse_util.flatten_dict(variables, sep="/")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **flat)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: np.savez(f, **flat))
 
 
 def _load_npz(path: Path) -> dict[str, Any]:

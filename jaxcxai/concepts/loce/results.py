@@ -12,10 +12,12 @@ writes the same files).
 import dataclasses
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from jaxcxai.atomic_files import atomic_write, write_text_atomic
 
 __all__ = ["INDEX_FIELDS", "LoceChunk", "LoceResults", "load_results", "save_results"]
 
@@ -48,19 +50,8 @@ class LoceResults:
     meta: dict
 
 
-def _atomic_write(path: str, write: Callable) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _write_json(path: str, obj: dict) -> None:
-    _atomic_write(
-        path, lambda f: f.write(json.dumps(obj, indent=1, sort_keys=True).encode())
-    )
+    write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True))
 
 
 def _flat(layers: Mapping, index: Mapping) -> dict[str, np.ndarray]:
@@ -90,7 +81,7 @@ def save_results(path: str, results: LoceResults) -> None:
     """Writes `results.npz` and `meta.json` into directory `path`, atomically."""
     os.makedirs(path, exist_ok=True)
     arrays = _flat(results.layers, results.index)
-    _atomic_write(os.path.join(path, "results.npz"), lambda f: np.savez(f, **arrays))
+    atomic_write(os.path.join(path, "results.npz"), lambda f: np.savez(f, **arrays))
     _write_json(os.path.join(path, "meta.json"), dict(results.meta, finished=True))
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jaxcxai import parallel
+from jaxcxai.atomic_files import atomic_write, is_temporary
 from jaxcxai.checks import NonFiniteError, check_fingerprint, fingerprint_record
 from jaxcxai.concepts.loce import fit as loce
 from jaxcxai.concepts.loce import projection
@@ -38,7 +39,6 @@ from jaxcxai.concepts.loce.results import INDEX_FIELDS as INDEX_FIELDS
 from jaxcxai.concepts.loce.results import LoceChunk as LoceChunk
 from jaxcxai.concepts.loce.results import LoceResults as LoceResults
 from jaxcxai.concepts.loce.results import (
-    _atomic_write,
     _flat,
     _index_columns,
     _unflat,
@@ -197,7 +197,7 @@ def _fit_chunks(chunks, directory, meta, config, mesh, key, with_projections, wr
             continue
         n = next(iter(layers.values()))["loce"].shape[0]
         arrays = _flat(layers, _index_columns(chunk.index, n))
-        _atomic_write(
+        atomic_write(
             os.path.join(parts, f"chunk_{i:06d}.npz"),
             lambda f, a=arrays: np.savez(f, **a),
         )
@@ -222,7 +222,7 @@ def _remove_orphans(directory: str, meta: dict) -> None:
             continue
         for name in os.listdir(folder):
             m = _PART.match(name) if folder == parts else None
-            if ".tmp-" in name or (m and int(m[1]) >= meta["chunks_done"]):
+            if is_temporary(name) or (m and int(m[1]) >= meta["chunks_done"]):
                 os.remove(os.path.join(folder, name))
 
 

@@ -18,7 +18,6 @@ field, before anything is written.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ import jax
 import numpy as np
 
 from jaxcxai import checks, features, parallel
+from jaxcxai.atomic_files import atomic_write, is_temporary
 from jaxcxai.concepts.loce import pipeline, store
 from jaxcxai.concepts.loce.objectives import LoceConfig
 from jaxcxai.data import synthaerial
@@ -191,9 +191,7 @@ def _save_table(path: str, table: dict) -> None:
                 "use a new workdir"
             )
         return
-    tmp = f"{path}.tmp-{os.getpid()}.npz"
-    np.savez(tmp, **table)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: np.savez(f, **table))
 
 
 def load_table(workdir: str) -> dict[str, np.ndarray]:
@@ -266,8 +264,9 @@ def fit(
         what=f"LoCE study {workdir}", fresh=f"delete {workdir}",
         guard=[os.path.join(workdir, INSTANCES), store_dir],
     )  # fmt: skip
-    for tmp in glob.glob(os.path.join(workdir, f"{INSTANCES}.tmp-*")):
-        os.remove(tmp)  # a kill while writing the table
+    for name in os.listdir(workdir):
+        if name.startswith(INSTANCES) and is_temporary(name):
+            os.remove(os.path.join(workdir, name))  # a kill while writing the table
     size = image_size(study, net.image_size)
     kw = dict(config=loce_config(study.loce), grid=study.loce.grid or size,
               chunk_size=study.loce.chunk_size, mesh=parallel.make_mesh(),

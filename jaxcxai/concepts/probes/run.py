@@ -14,7 +14,6 @@ fingerprint. A re-run deletes temporary files a killed run left.
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import os
@@ -24,6 +23,7 @@ import jax
 import numpy as np
 
 from jaxcxai import checks, parallel
+from jaxcxai.atomic_files import is_temporary
 from jaxcxai.concepts.probes import bulk, cavs, net2vec, pipeline, sources, study
 from jaxcxai.concepts.probes.state import Net2VecConfig
 from jaxcxai.concepts.probes.study import ProbeStudy
@@ -136,8 +136,9 @@ def fit(st: ProbeStudy, workdir: str, net: TrainedBackbone, progress=True) -> di
         what=f"probe study {workdir}", fresh=f"delete {workdir}",
         guard=[os.path.join(workdir, f) for f in files],
     )  # fmt: skip
-    for tmp in glob.glob(os.path.join(workdir, "*.tmp-*")):
-        os.remove(tmp)  # `study.save_npz` of a killed run
+    for name in os.listdir(workdir):
+        if is_temporary(name):
+            os.remove(os.path.join(workdir, name))  # `study.save_npz` of a killed run
     if os.path.exists(meta_path):
         with open(meta_path) as f:
             logging.info("probes in %s are complete; nothing to fit", workdir)
