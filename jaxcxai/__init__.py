@@ -8,6 +8,7 @@ Layer 0, infrastructure:
   distributed     multi-host start-up (`initialize_distributed`)
   checkpoint      Orbax checkpointing (save every N, keep K, resume)
   atomic_files    atomic files (temporary name, then rename; JAX-free)
+  counter_hash    counter-based random bits (MC dropout masks, LIME's draws)
   metric_writers  JSON-lines metric records, atomic JSON
   hostmem         host allocator settings for XLA:CPU (scripts call it)
   checks          non-finite input checks and fingerprints of resumed work

@@ -27,6 +27,7 @@ LAYERS = {
     "jaxcxai.distributed": 0,
     "jaxcxai.checkpoint": 0,
     "jaxcxai.atomic_files": 0,
+    "jaxcxai.counter_hash": 0,
     "jaxcxai.metric_writers": 0,
     "jaxcxai.hostmem": 0,
     "jaxcxai.checks": 0,

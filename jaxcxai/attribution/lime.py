@@ -26,7 +26,8 @@ predicted one (the package's `labels=(1,)` explains class 1 for every
 sample, a quirk of the uncertainty-gating reference code: `target="lime_default"`);
 each (bin, value) pair is drawn from one uniform by inverse CDFs (the same
 distribution as the package's categorical draw plus scipy's truncnorm,
-different random streams); a degenerate bin (all its training values equal)
+different random streams: ours are counter-hash uniforms,
+`jaxcxai.counter_hash`, not NumPy's Mersenne twister); a degenerate bin (all its training values equal)
 yields that value, where the package returns the bin's standardised lower
 bound (a bug); forward selection adds a 1e-6 relative ridge so that a
 constant column does not make the least-squares fit singular.
@@ -60,7 +61,7 @@ from jaxcxai.attribution.perturb import (
 __all__ = ["REFERENCE_TARGET", "lime_tabular"]
 
 REFERENCE_TARGET = 1  # the package's (and the reference code's) labels=(1,)
-_ROWS_PER_STEP = 2**16
+_ROWS_PER_STEP = 20_000
 
 
 def _kernel_weights(binary: jax.Array, kernel_width: float) -> jax.Array:
@@ -133,7 +134,8 @@ def lime_tabular(
       kernel_width: None for 0.75 sqrt(d).
       softmax: explain softmax(f) (jax models; lime explains probabilities).
       host: f is a host (NumPy) function.
-      batch_size: samples per loop step (None: about 65536 rows per step).
+      batch_size: samples per loop step (None: about 20000 rows per step,
+        which kept the steps in cache on a 2-core CPU: ~1.2x faster than 65536).
       rows_per_call: the most rows per call of a host `f`.
       mesh: optional mesh; samples are split over its `data` axis.
 

@@ -1,7 +1,7 @@
 """Tabular LIME: the discretiser against NumPy (and the lime package), the
 sampler's distribution against scipy's truncated normal (and each draw
-against scipy's inverse CDF of its uniform), the uniforms against jax's
-threefry, the surrogate fit against scikit-learn, and a linear model's
+against scipy's inverse CDF of its counter-hash uniform), `perturb.uniform`
+against jax's threefry, the surrogate fit against scikit-learn, and a linear model's
 signs and order."""
 
 import functools
@@ -11,13 +11,19 @@ import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import special as spspecial
 from scipy import stats as sps
 from sklearn.linear_model import LinearRegression, Ridge
 
 from jaxcxai.attribution.lime import _kernel_weights, lime_tabular
 from jaxcxai.attribution.lime_fit import fit_surrogate
-from jaxcxai.attribution.lime_sampling import lime_neighbourhood, lime_stats
+from jaxcxai.attribution.lime_sampling import (
+    lime_neighbourhood,
+    lime_stats,
+    normal_quantile,
+)
 from jaxcxai.attribution.perturb import uniform
+from jaxcxai.counter_hash import hash_uniform
 from jaxcxai.parallel import make_mesh
 
 D, S = 5, 500
@@ -34,6 +40,25 @@ def _model():
     jax_fn = lambda z: jnp.stack([z @ jnp.asarray(W), -(z @ jnp.asarray(W))], axis=1)
     np_fn = lambda z: np.stack([z @ W, -(z @ W)], axis=1)
     return jax_fn, np_fn
+
+
+def test_normal_quantile_matches_scipy_ndtri_in_both_tails_and_the_body():
+    # float32 levels from 1e-30 to 1 - 2^-24, dense around the branch switch
+    # (w = 5, p ~ 0.0017 and 0.9983); reference: float64 scipy ndtri.
+    # Perturbing one Giles or Acklam coefficient in the 4th digit fails it.
+    p = np.concatenate(
+        [
+            np.logspace(-30, -1, 4001),
+            np.linspace(0.0015, 0.0019, 2001),
+            np.linspace(0.01, 0.99, 4001),
+            1.0 - np.linspace(0.0015, 0.0019, 2001),
+            1.0 - np.logspace(-7.2, -1, 2001),
+        ]
+    ).astype(np.float32)
+    want = spspecial.ndtri(p.astype(np.float64))
+    got = np.asarray(jax.jit(normal_quantile)(jnp.asarray(p)), np.float64)
+    rel = np.abs(got - want) / np.maximum(np.abs(want), 1e-3)
+    assert rel.max() < 5e-7, (p[np.argmax(rel)], rel.max())
 
 
 def test_discretiser_matches_numpy_quartiles():
@@ -113,14 +138,14 @@ def test_uniform_is_jax_threefry_stream(shape):
 
 
 def test_neighbourhood_is_inverse_cdf_of_its_uniforms():
-    """Row s, feature j comes from u = uniform(key, (S, d))[s, j]: bin k by
+    """Row s, feature j comes from u = hash_uniform(key, (d, S))[j, s]: bin k by
     the cumulative bin frequencies, then scipy's truncated-normal quantile
     q = (u - below_k) / freq_k in float64 (1 - q for a bin sampled mirrored,
     one reaching further above its mean than below)."""
     train = _train()
     st, x, key, n = lime_stats(train), train[3], jax.random.key(5), 3000
     values, binary = jax.jit(lime_neighbourhood, static_argnums=3)(st, x, key, n)
-    u = np.asarray(uniform(key, (n, D)), np.float64)
+    u = np.asarray(hash_uniform(key, (D, n)), np.float64).T
     sn = jax.tree.map(lambda a: np.asarray(a, np.float64), st)
     cum = np.cumsum(sn.freqs, axis=1)
     worst = 0.0

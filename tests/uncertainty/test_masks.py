@@ -90,3 +90,11 @@ def test_dropout_module_semantics(rng):
         masks.Dropout(0.3, rng="mt19937").apply(
             {}, x, deterministic=False, rngs={"dropout": jax.random.key(1)}
         )
+
+
+def test_hash_bits_offset_draws_a_block_of_rows_of_the_bigger_array():
+    k = jax.random.key(3)
+    whole = np.asarray(masks.hash_bits(k, (10, 4)))
+    block = np.asarray(masks.hash_bits(k, (4, 4), offset=12))  # rows 3..6
+    np.testing.assert_array_equal(block, whole[3:7])
+    assert not np.array_equal(np.asarray(masks.hash_bits(k, (4, 4))), whole[3:7])
