@@ -36,12 +36,15 @@ from jaxcxai.uncertainty.entropy import (
 from jaxcxai.uncertainty.masks import Dropout
 
 __all__ = [
+    "ROW_CHUNK",
     "MLP",
     "DropoutCNN",
     "mc_dropout_probs",
     "mc_dropout_uncertainty",
     "cnn_mc_variance",
 ]
+
+ROW_CHUNK = 256  # rows per step of the MC passes: T x 256 x 128 floats ~ 6.5 MB
 
 
 class MLP(nn.Module):
@@ -56,9 +59,11 @@ class MLP(nn.Module):
       dropout_rng: "hash" (`masks.hash_bernoulli`, the fast default) or
         "threefry" (flax's `jax.random.bernoulli`).
 
-    Call: `(x (N, d), train=False, mc_dropout=False) -> (logits (N, K),
-    {"hidden1": (N, 128), "hidden2": (N, 64)})`. `train` uses batch
-    statistics and dropout; `mc_dropout` enables dropout only.
+    Call: `(x (N, d), train=False, mc_dropout=False, row_offset=0) ->
+    (logits (N, K), {"hidden1": (N, 128), "hidden2": (N, 64)})`. `train`
+    uses batch statistics and dropout; `mc_dropout` enables dropout only;
+    `row_offset`: x is rows [r, r + N) of a bigger batch (hash masks of
+    that batch's rows, see `masks.Dropout`).
     """
 
     num_classes: int
@@ -68,7 +73,7 @@ class MLP(nn.Module):
     dropout_rng: str = "hash"
 
     @nn.compact
-    def __call__(self, x, train: bool = False, mc_dropout: bool = False):
+    def __call__(self, x, train: bool = False, mc_dropout: bool = False, row_offset=0):
         acts = {}
         for i, width in enumerate(self.features, start=1):
             x = nn.Dense(width, name=f"dense{i}")(x)
@@ -84,7 +89,7 @@ class MLP(nn.Module):
                 self.dropout_rate,
                 deterministic=not (train or mc_dropout),
                 rng=self.dropout_rng,
-            )(x)
+            )(x, row_offset=row_offset)
             acts[f"hidden{i}"] = x
         return nn.Dense(self.num_classes, name="head")(x), acts
 
@@ -104,8 +109,9 @@ class DropoutCNN(nn.Module):
       dropout_rate: rate of both dropouts.
       dropout_rng: "hash" (default) or "threefry" (see `MLP`).
 
-    Call: `(images (N, H, W, C), train=False, mc_dropout=False) -> (logits
-    (N, K), {"block1", ..., "pool": (N, channels[-1])})`.
+    Call: `(images (N, H, W, C), train=False, mc_dropout=False,
+    row_offset=0) -> (logits (N, K), {"block1", ..., "pool": (N,
+    channels[-1])})`; `row_offset` as in `MLP`.
     """
 
     num_classes: int
@@ -115,7 +121,7 @@ class DropoutCNN(nn.Module):
     dropout_rng: str = "hash"
 
     @nn.compact
-    def __call__(self, x, train: bool = False, mc_dropout: bool = False):
+    def __call__(self, x, train: bool = False, mc_dropout: bool = False, row_offset=0):
         det = not (train or mc_dropout)
         pools = self.pools or (True,) * len(self.channels)
         acts = {}
@@ -126,10 +132,12 @@ class DropoutCNN(nn.Module):
             # Dropout2d drops whole channels: one mask per (sample, channel).
             x = Dropout(
                 self.dropout_rate, (1, 2), deterministic=det, rng=self.dropout_rng
-            )(x)
+            )(x, row_offset=row_offset)
             acts[f"block{i}"] = x
         x = acts["pool"] = jnp.mean(x, axis=(1, 2))
-        x = Dropout(self.dropout_rate, deterministic=det, rng=self.dropout_rng)(x)
+        x = Dropout(self.dropout_rate, deterministic=det, rng=self.dropout_rng)(
+            x, row_offset=row_offset
+        )
         return nn.Dense(self.num_classes, name="head")(x), acts
 
 
@@ -139,25 +147,56 @@ def mc_dropout_probs(
     x: jax.Array,
     key: jax.Array,
     num_passes: int = 50,
+    row_chunk: int | None = None,
 ) -> jax.Array:
     """Softmax of `num_passes` dropout passes, vmapped over keys (eval-mode BN).
 
     Args:
-      model: `MLP` or `DropoutCNN` (any module with the `mc_dropout` flag).
+      model: `MLP` or `DropoutCNN` (any module with the `mc_dropout` flag;
+        with `row_chunk`, also a `row_offset` argument).
       variables: `{"params", "batch_stats"?}`.
       x: (N, ...) inputs.
       key: PRNG key; pass t uses `split(key, num_passes)[t]`.
       num_passes: T.
+      row_chunk: rows per step of a loop over rows, each step running all T
+        passes of its rows; None: all rows at once. With the hash masks
+        (`dropout_rng="hash"`) every row keeps its masks (the steps pass
+        their `row_offset`), so the result equals the unchunked one up to
+        float rounding; the T x rows x width activations of a step stay in
+        cache (the paper's MLP on 10k rows: ~2x faster on a 2-core CPU).
+        Threefry masks cannot be split by rows: they run unchunked.
 
     Returns:
       (T, N, K) float32 probabilities.
     """
+    if row_chunk is not None and not (int(row_chunk) == row_chunk and row_chunk >= 1):
+        raise ValueError(
+            f"row_chunk must be a positive integer or None, got {row_chunk}"
+        )
+    keys = jax.random.split(key, num_passes)
+    n = x.shape[0]
 
-    def one(k):
-        logits, _ = model.apply(variables, x, mc_dropout=True, rngs={"dropout": k})
-        return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    def passes(xs, offset=None):
+        extra = {} if offset is None else {"row_offset": offset}
 
-    return jax.vmap(one)(jax.random.split(key, num_passes))
+        def one(k):
+            logits, _ = model.apply(
+                variables, xs, mc_dropout=True, rngs={"dropout": k}, **extra
+            )
+            return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+
+        return jax.vmap(one)(keys)
+
+    hashed = getattr(model, "dropout_rng", "hash") == "hash"
+    if row_chunk is None or row_chunk >= n or not hashed:
+        return passes(x)
+    steps = -(-n // row_chunk)
+    pad = jnp.pad(x, [(0, steps * row_chunk - n)] + [(0, 0)] * (x.ndim - 1))
+    chunks = pad.reshape((steps, row_chunk) + x.shape[1:])
+    offsets = jnp.arange(steps, dtype=jnp.int32) * row_chunk
+    probs = jax.lax.map(lambda a: passes(*a), (chunks, offsets))  # (S, T, c, K)
+    probs = jnp.moveaxis(probs, 1, 0).reshape(num_passes, steps * row_chunk, -1)
+    return probs[:, :n]
 
 
 def _probs_train_bn(model, variables, x, key, num_passes):
@@ -186,6 +225,7 @@ def mc_dropout_uncertainty(
     *,
     num_passes: int = 50,
     batchnorm_train: bool = False,
+    row_chunk: int | None = ROW_CHUNK,
 ) -> Estimate | tuple[Estimate, dict]:
     """MC-dropout U_epi as the mutual information of T passes (the MLP's).
 
@@ -199,6 +239,8 @@ def mc_dropout_uncertainty(
         (batch statistics, so a sample's U depends on the batch) and the
         running statistics updated by every pass. Stateful: the result is
         then `(estimate, updated_variables)`.
+      row_chunk: rows per step (`mc_dropout_probs`; None: all at once).
+        The masks, so the result, do not depend on it (hash masks).
 
     Returns:
       `Estimate` of (N,) mutual information, (N,) H(p̄), (N, K) p̄; with
@@ -214,8 +256,8 @@ def mc_dropout_uncertainty(
             model, variables, x, key, num_passes
         )
         return mutual_information_estimate(probs), new_vars
-    probs = jax.jit(mc_dropout_probs, static_argnums=(0, 4))(
-        model, variables, x, key, num_passes
+    probs = jax.jit(mc_dropout_probs, static_argnums=(0, 4, 5))(
+        model, variables, x, key, num_passes, row_chunk
     )
     return mutual_information_estimate(probs)
 

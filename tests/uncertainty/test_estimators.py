@@ -206,6 +206,27 @@ def test_mc_dropout_vmapped_equals_looped(mlp):
     np.testing.assert_allclose(est.epistemic, _np_mi(probs), atol=2e-6)
 
 
+def test_mc_dropout_row_chunks_keep_every_rows_masks(mlp):
+    # 96 rows in steps of 40 (the last one padded): the same masks, so the
+    # same probabilities, as all rows at once. Dropping `row_offset` from the
+    # steps (each step redrawing rows 0..39's masks) fails it.
+    model, variables, x = mlp
+    key = jax.random.key(5)
+    run = jax.jit(dropout.mc_dropout_probs, static_argnums=(0, 4, 5))
+    whole = run(model, variables, x, key, 4, None)
+    chunked = run(model, variables, x, key, 4, 40)
+    assert chunked.shape == whole.shape == (4, 96, 3)
+    np.testing.assert_allclose(chunked, whole, atol=1e-6)
+    cnn = dropout.DropoutCNN(3, channels=(4, 8), pools=(True, False))
+    imgs = np.random.default_rng(1).normal(size=(7, 4, 4, 1)).astype(np.float32)
+    cv = jax.jit(cnn.init)(jax.random.key(0), imgs)
+    np.testing.assert_allclose(
+        run(cnn, cv, imgs, key, 5, 3), run(cnn, cv, imgs, key, 5, None), atol=1e-6
+    )
+    with pytest.raises(ValueError, match="row_chunk"):
+        dropout.mc_dropout_uncertainty(model, variables, x, key, row_chunk=0)
+
+
 def test_mc_dropout_train_batchnorm_flag_is_stateful(mlp):
     model, variables, x = mlp
     key = jax.random.key(4)
