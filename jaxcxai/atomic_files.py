@@ -40,8 +40,8 @@ def atomic_write(
         from the file name's extension.
 
     Raises:
-      Whatever `write` raises; `path` is then untouched and the temporary file
-      removed.
+      Exception: whatever `write` raises; `path` is then untouched and the
+        temporary file removed.
     """
     path = os.fspath(path)
     # The pid keeps concurrent writers of one path apart and tells the
