@@ -101,14 +101,19 @@ def hash_uniform(
     dtype: Any = jnp.float32,
     offset: int | jax.Array = 0,
 ) -> jax.Array:
-    """U[0, 1) draws of `shape` from `hash_bits`: the top 24 bits / 2^24.
+    """U[0, 1) draws of `shape` from `hash_bits`: their top b bits / 2^b.
+
+    b = 24 for float32 and wider, the significand's width for narrower
+    floats (11 for float16, 8 for bfloat16), so every value k / 2^b is exact
+    in `dtype` and none rounds up to 1.
 
     Args:
       key: a single PRNG key; shape: output shape; dtype: floating dtype.
       offset: as in `hash_bits`.
 
     Returns:
-      `dtype` array of `shape`, values k / 2^24 for k in [0, 2^24).
+      `dtype` array of `shape`, values k / 2^b for k in [0, 2^b).
     """
-    bits = hash_bits(key, shape, offset)
-    return ((bits >> 8).astype(jnp.float32) * np.float32(2.0**-24)).astype(dtype)
+    b = min(24, jnp.finfo(dtype).nmant + 1)
+    bits = hash_bits(key, shape, offset) >> np.uint32(32 - b)
+    return (bits.astype(jnp.float32) * np.float32(2.0**-b)).astype(dtype)

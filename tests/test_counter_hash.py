@@ -1,6 +1,7 @@
 """Counter-hash uniforms: their bits, range, distribution and offsets."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from scipy import stats as sps
 
@@ -28,4 +29,9 @@ def test_hash_uniform_offset_and_keys():
     )
     other = np.asarray(hash_uniform(jax.random.key(9), (6, 5)))
     assert not np.array_equal(whole, other)
-    assert hash_uniform(key, (3,), np.float16).dtype == np.float16
+    for dtype, bits in ((np.float16, 11), (jnp.bfloat16, 8)):
+        # Narrow floats take the top `bits` bits: exact, never rounded up to 1.
+        u = hash_uniform(key, (4096,), dtype)
+        assert u.dtype == dtype
+        u = np.asarray(u, np.float64)
+        assert u.max() < 1.0 and np.all(u * 2**bits == np.round(u * 2**bits))

@@ -240,7 +240,8 @@ def mc_dropout_uncertainty(
         running statistics updated by every pass. Stateful: the result is
         then `(estimate, updated_variables)`.
       row_chunk: rows per step (`mc_dropout_probs`; None: all at once).
-        The masks, so the result, do not depend on it (hash masks).
+        The masks, so the result, do not depend on it (hash masks). Not
+        used with `batchnorm_train`, whose batch statistics need every row.
 
     Returns:
       `Estimate` of (N,) mutual information, (N,) H(p̄), (N, K) p̄; with
