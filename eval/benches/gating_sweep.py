@@ -133,6 +133,11 @@ def _reference(c: dict) -> dict:
 
     torch, forest, x = c["torch"], c["forest"], c["x"].astype(np.float64)
     rng = np.random.default_rng(SEED)
+    # shap's KernelExplainer draws its coalitions from NumPy's global
+    # generator and nn.Dropout its masks from torch's: seeded, so the
+    # reference side of the record repeats from run to run.
+    np.random.seed(SEED)
+    torch.manual_seed(SEED)
 
     def rf_u(z):
         p = np.stack([t.predict_proba(z) for t in forest.estimators_])
