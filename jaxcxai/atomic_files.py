@@ -29,6 +29,7 @@ def atomic_write(
     write: Callable[[BinaryIO], object],
     *,
     suffix: str = "",
+    sweep: bool = True,
 ) -> None:
     """Calls `write(binary file)` on a temporary file, then renames it to `path`.
 
@@ -38,6 +39,10 @@ def atomic_write(
         (e.g. `lambda f: np.savez(f, **arrays)`).
       suffix: appended to the temporary name, for writers that pick a format
         from the file name's extension.
+      sweep: after the rename, list the folder and remove dead writers'
+        leftovers of `path`. Stores that write many files into one folder
+        pass False: they sweep the folder once when they open it, and a
+        listing per write would cost O(files) each time.
 
     Raises:
       Exception: whatever `write` raises; `path` is then untouched and the
@@ -61,7 +66,8 @@ def atomic_write(
         except FileNotFoundError:
             pass
         raise
-    _remove_dead_leftovers(path)
+    if sweep:
+        _remove_dead_leftovers(path)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

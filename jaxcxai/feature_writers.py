@@ -190,7 +190,8 @@ class _CacheWriter:
                 )
             if self.hosts.index == writer:
                 path = self.path / f"{spec['file']}.{k:05d}.npy"
-                atomic_write(path, lambda f, a=a: np.save(f, a))
+                # The folder was swept on open (`_remove_orphans`).
+                atomic_write(path, lambda f, a=a: np.save(f, a), sweep=False)
         # The index lists the chunk only once its files exist, whoever wrote
         # them: a kill in between leaves orphans, never a listed hole.
         self.hosts.sync(f"feature cache {self.path}: chunk {k} written")

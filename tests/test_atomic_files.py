@@ -102,6 +102,22 @@ def test_next_write_removes_dead_writers_leftovers_only(tmp_path):
     assert sorted(os.listdir(tmp_path)) == sorted(["stage.json"] + kept)
 
 
+def test_sweep_false_leaves_the_folder_unlisted(tmp_path, monkeypatch):
+    # Stores sweep their folder once on open; their per-chunk writes skip it.
+    leftover = tmp_path / f"a.txt.tmp-{DEAD_PID}"
+    leftover.write_bytes(b"half")
+    listed = []
+    real = os.listdir
+    monkeypatch.setattr(
+        atomic_files.os, "listdir", lambda d: listed.append(d) or real(d)
+    )
+    atomic_write(tmp_path / "a.txt", lambda f: f.write(b"x"), sweep=False)
+    assert (tmp_path / "a.txt").read_bytes() == b"x"
+    assert leftover.exists() and listed == []
+    atomic_write(tmp_path / "a.txt", lambda f: f.write(b"y"))
+    assert not leftover.exists() and len(listed) == 1
+
+
 def test_leftovers_stay_when_the_write_fails(tmp_path):
     leftover = tmp_path / f"a.txt.tmp-{DEAD_PID}"
     leftover.write_bytes(b"half")

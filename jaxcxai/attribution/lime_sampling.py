@@ -80,11 +80,8 @@ def _stats(train):
     return LimeStats(q, count / train.shape[0], means, stds, lows, highs)
 
 
-def _horner(coefs: tuple[float, ...], w: jax.Array) -> jax.Array:
-    out = jnp.full_like(w, coefs[0])
-    for c in coefs[1:]:
-        out = c + out * w
-    return out
+def _poly(coefs: tuple[float, ...], w: jax.Array) -> jax.Array:
+    return jnp.polyval(jnp.asarray(coefs, w.dtype), w)  # Horner, unrolled
 
 
 def normal_quantile(p: jax.Array) -> jax.Array:
@@ -102,9 +99,9 @@ def normal_quantile(p: jax.Array) -> jax.Array:
     w = -jnp.log(4.0 * p * (1.0 - p))
     log_low = -w - np.float32(np.log(4.0)) + low * (1.0 + 0.5 * low)
     q = jnp.sqrt(-2.0 * log_low)
-    tail = _horner(_ACKLAM_C, q) / _horner(_ACKLAM_D, q)
+    tail = _poly(_ACKLAM_C, q) / _poly(_ACKLAM_D, q)
     tail = jnp.where(p > 0.5, -tail, tail)
-    body = np.float32(np.sqrt(2.0)) * (2.0 * p - 1.0) * _horner(_GILES, w - 2.5)
+    body = np.float32(np.sqrt(2.0)) * (2.0 * p - 1.0) * _poly(_GILES, w - 2.5)
     return jnp.where(w < 5.0, body, tail)
 
 

@@ -197,9 +197,10 @@ def _fit_chunks(chunks, directory, meta, config, mesh, key, with_projections, wr
             continue
         n = next(iter(layers.values()))["loce"].shape[0]
         arrays = _flat(layers, _index_columns(chunk.index, n))
-        atomic_write(
+        atomic_write(  # `parts` was swept on open (`_remove_orphans`)
             os.path.join(parts, f"chunk_{i:06d}.npz"),
             lambda f, a=arrays: np.savez(f, **a),
+            sweep=False,
         )
         meta["chunks_done"] = i + 1
         _write_json(meta_path, meta)
