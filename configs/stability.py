@@ -81,7 +81,7 @@ def get_config(variant=None):
     c.retrieval.samples = (5, 15) if tiny else ((10, 30, 100, 300) if full
                                                 else (10, 30, 100))  # fmt: skip
     c.retrieval.runs = 3 if tiny else (10 if full else 5)  # R CAVs per cell
-    c.retrieval.method = "logistic"  # "logistic" | "hinge" | "mean_diff"
+    c.retrieval.method = "logistic"  # "logistic" | "hinge" | "sgd" | "mean_diff"
     c.retrieval.alpha = 0.01  # L2 strength of the classifier
     c.retrieval.steps = 50  # L-BFGS iterations
     c.retrieval.metric = "accuracy"  # held-out separation: "accuracy" | "auc"

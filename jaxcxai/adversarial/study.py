@@ -154,7 +154,7 @@ class ProbeSettings:
     num_images: int = 96  # SynthAerial scenes for the CAVs and Net2Vec probes
     num_concept: int = 16  # images per CAV concept set
     num_random: int = 3  # random sets per CAV
-    cav_method: str = "logistic"  # "logistic" | "hinge" | "mean_diff"
+    cav_method: str = "logistic"  # "logistic" | "hinge" | "sgd" | "mean_diff"
     epochs: int = 10  # Net2Vec passes over the scenes
 
 
@@ -237,8 +237,8 @@ def check_study(st: AdversarialStudy) -> None:
         (digits_on and len(d.widths) != 3, "digits.widths needs 3 conv widths"),
         (digits_on and _bad(d.attacks, a.names),
          "digits.attacks {} must be names from attack.names"),
-        (scenes_on and q.cav_method not in ("logistic", "hinge", "mean_diff"),
-         f"probes.cav_method {q.cav_method!r} must be 'logistic', 'hinge' or "
+        (scenes_on and q.cav_method not in ("logistic", "hinge", "sgd", "mean_diff"),
+         f"probes.cav_method {q.cav_method!r} must be 'logistic', 'hinge', 'sgd' or "
          "'mean_diff'"),
         (x.method not in DECOMPOSITIONS,
          f"dissect.method {x.method!r} must be one of {DECOMPOSITIONS}"),

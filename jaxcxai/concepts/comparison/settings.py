@@ -60,7 +60,7 @@ class Net2VecSettings:
 class CavSettings:
     """Concept-vs-random CAVs (TCAV's protocol, `cavs.fit_cavs`)."""
 
-    method: str = "logistic"  # "logistic" | "hinge" | "mean_diff"
+    method: str = "logistic"  # "logistic" | "hinge" | "sgd" | "mean_diff"
     alpha: float = 0.01  # L2 strength of the CAV classifier
     pool: str = "mean"  # "mean" (1D-CAV) | "flatten" (3D-CAV)
     num_random: int = 5  # R random sets; projections average the R CAVs

@@ -9,8 +9,9 @@ state     bulk fit hyper-parameters (`Net2VecConfig`), initial probes,
 step      the jitted per-chunk optimizer scan of the bulk fit
 sources   chunk sources over arrays and feature caches
 kpis      segmentation KPIs of bulk-fitted probes, streamed over chunks
-cavs      CAVs (logistic, hinge, mean-difference): fit in bulk, accuracy
+cavs      CAVs (logistic, hinge, SGD, mean-difference): fit in bulk, accuracy
 solver    the span L-BFGS solver of the CAV fits
+sgd       TCAV's default classifier: scikit-learn's SGDClassifier, vmappable
 tcav      directional derivatives, TCAV scores, `run_tcav` (Kim et al. 2018)
 stats     TCAV significance: t-tests and Bonferroni correction
 pipeline  probes of a trained backbone: concept masks, COCO/VOC data, layer
@@ -25,6 +26,7 @@ from jaxcxai.concepts.probes import kpis as kpis
 from jaxcxai.concepts.probes import net2vec as net2vec
 from jaxcxai.concepts.probes import pipeline as pipeline
 from jaxcxai.concepts.probes import report as report
+from jaxcxai.concepts.probes import sgd as sgd
 from jaxcxai.concepts.probes import sources as sources
 from jaxcxai.concepts.probes import state as state
 from jaxcxai.concepts.probes import stats as stats
@@ -65,6 +67,7 @@ __all__ = [
     "net2vec",
     "pipeline",
     "report",
+    "sgd",
     "run_tcav",
     "sources",
     "state",

@@ -1,7 +1,8 @@
 """CAVs: the `Cavs` container, CAV features, bulk fitting and held-out accuracy.
 
 `fit_cavs` fits K x R (concept, random set) classifiers in one call (methods
-and solver: see the `tcav` docstring; the solver is in `solver`).
+and solver: see the `tcav` docstring; the solver is in `solver`, TCAV's
+default SGD in `sgd`).
 """
 
 import functools
@@ -9,9 +10,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxcxai import parallel
 from jaxcxai.checks import check_finite
+from jaxcxai.concepts.probes.sgd import fit_sgd_gram, sklearn_seed
 from jaxcxai.concepts.probes.solver import (
     _HI,
     _gram_matvec,
@@ -22,7 +25,7 @@ from jaxcxai.concepts.probes.solver import (
 __all__ = ["Cavs", "METHODS", "flatten_acts", "fit_cavs", "cav_accuracy"]
 
 
-METHODS = ("logistic", "hinge", "mean_diff")
+METHODS = ("logistic", "hinge", "sgd", "mean_diff")
 
 
 class Cavs(NamedTuple):
@@ -78,6 +81,7 @@ def fit_cavs(
     alpha: float = 0.01,
     steps: int | None = None,
     hinge_smoothing: float = 0.05,
+    random_state: int | jax.typing.ArrayLike = 0,
     mesh: jax.sharding.Mesh | None = None,
 ) -> Cavs:
     """Fits a CAV for every (concept, random set) pair.
@@ -89,8 +93,13 @@ def fit_cavs(
       alpha: L2 strength (scikit-learn's `alpha`; the loss is a mean).
       steps: L-BFGS iterations (static); default 50 for "logistic" (smooth,
         converged to ~1e-5 relative) and 300 for "hinge" (piecewise
-        quadratic, slower).
+        quadratic, slower); for "sgd" the most epochs (scikit-learn's
+        `max_iter`, default 1000; it stops early at `tol=1e-3`).
       hinge_smoothing: width of the quadratic band of the smoothed hinge.
+      random_state: "sgd" only: scikit-learn's `random_state` of each pair's
+        `SGDClassifier`, an int for all pairs or (K, R) ints; the epochs'
+        shuffles are then scikit-learn's own (`sgd.sklearn_seed`). Each
+        pair's examples are ordered concept rows first, then random rows.
       mesh: optional mesh; the random runs (axis R) are split over its `data`
         axis (padded to a multiple of the shard count with copies of the last
         set, dropped afterwards), the concept sets are replicated. Each pair's
@@ -105,33 +114,98 @@ def fit_cavs(
     pos = jnp.asarray(concept_acts, jnp.float32)
     neg = jnp.asarray(random_acts, jnp.float32)
     check_finite({"concept_acts": pos, "random_acts": neg})
-    return _fit_pairs(pos, neg, method, alpha, steps, hinge_smoothing, mesh)
+    return _fit_pairs(pos, neg, method, alpha, steps, hinge_smoothing, mesh,
+                      random_state)  # fmt: skip
 
 
-def _fit_pairs(pos, neg, method, alpha, steps, hinge_smoothing, mesh) -> Cavs:
+def sgd_seeds(random_state, shape: tuple[int, ...]) -> np.ndarray:
+    """uint32 shuffle seeds of shape `shape` from scikit-learn random states.
+
+    Args:
+      random_state: an int (every fit) or ints of shape `shape`.
+
+    Raises:
+      ValueError: `random_state` is neither, naming its shape.
+    """
+    rs = np.asarray(random_state)
+    if rs.dtype.kind not in "iu" or rs.ndim not in (0, len(shape)) or (
+            rs.ndim and rs.shape != tuple(shape)):  # fmt: skip
+        raise ValueError(f"random_state must be an int or integers of shape "
+                         f"{tuple(shape)}, got {rs.dtype} of shape {rs.shape}")  # fmt: skip
+    if rs.ndim == 0:
+        return np.full(shape, sklearn_seed(int(rs)), np.uint32)
+    flat = [sklearn_seed(int(v)) for v in rs.reshape(-1)]
+    return np.asarray(flat, np.uint32).reshape(shape)
+
+
+def default_steps(method: str, steps: int | None) -> int:
+    """`steps`, or the method's default (`fit_cavs`)."""
+    if steps is not None:
+        return int(steps)
+    return {"hinge": 300, "sgd": 1000}.get(method, 50)
+
+
+def _fit_pairs(pos, neg, method, alpha, steps, hinge_smoothing, mesh,
+               random_state=0) -> Cavs:  # fmt: skip
     """`fit_cavs` on float32 arrays already checked to be finite."""
     if method not in METHODS:
         raise ValueError(f"unknown CAV method {method!r}; use one of {METHODS}")
     _check_sets(pos, neg)
-    if steps is None:
-        steps = 300 if method == "hinge" else 50
-    args = (method, float(alpha), int(steps), float(hinge_smoothing))
+    seeds = sgd_seeds(random_state, (pos.shape[0], neg.shape[0]))
+    args = (method, float(alpha), default_steps(method, steps), float(hinge_smoothing))
+    seeds = jnp.asarray(seeds, jnp.uint32)
     if mesh is None:
-        return _fit_cavs(pos, neg, *args)
+        return _check_sgd(method, _fit_cavs(pos, neg, seeds, *args))
     r = neg.shape[0]
     shards = mesh.shape[parallel.DATA_AXIS]
     pad = -r % shards
     if pad:
         neg = jnp.concatenate([neg, jnp.repeat(neg[-1:], pad, axis=0)])
+        seeds = jnp.concatenate([seeds, jnp.repeat(seeds[:, -1:], pad, axis=1)], 1)
     neg = jax.device_put(neg, parallel.data_sharding(mesh))
+    seeds = jax.device_put(seeds, jax.sharding.NamedSharding(
+        mesh, jax.sharding.PartitionSpec(None, parallel.DATA_AXIS)))  # fmt: skip
     pos = jax.device_put(pos, parallel.replicated_sharding(mesh))
-    cavs = _fit_cavs(pos, neg, *args)
-    return jax.tree.map(lambda x: x[:, :r], cavs)
+    cavs = _fit_cavs(pos, neg, seeds, *args)
+    return _check_sgd(method, jax.tree.map(lambda x: x[:, :r], cavs))
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
-def _fit_cavs(pos, neg, method, alpha, steps, smoothing):
+def _check_sgd(method, cavs):
+    """SGD can overflow where scikit-learn raises; say so instead of NaN CAVs."""
+    if method == "sgd":
+        check_finite({"sgd CAV weights": cavs.weight, "sgd CAV biases": cavs.bias},
+                     hint="the SGD fit overflowed; scale the activations")  # fmt: skip
+    return cavs
+
+
+def _sgd_pairs(pos, neg, seeds, alpha, max_iter):
+    """TCAV's `SGDClassifier` on every (concept set, random set) pair, rows
+    [pos; neg], in the Gram form (`sgd.fit_sgd_gram`) from the three blocks."""
+    n_c = pos.shape[1]
+    y = jnp.concatenate([jnp.ones(n_c), -jnp.ones(neg.shape[1])])
+    g_pp = jnp.einsum("kid,kjd->kij", pos, pos, precision=_HI)
+    g_nn = jnp.einsum("rid,rjd->rij", neg, neg, precision=_HI)
+    g_pn = jnp.einsum("kid,rjd->krij", pos, neg, precision=_HI)
+
+    def one(gpp, gnn, gpn, seed):
+        gram = jnp.block([[gpp, gpn], [gpn.T, gnn]])
+        a, b, _ = fit_sgd_gram(gram, y, seed, alpha=alpha, max_iter=max_iter)
+        return a, b
+
+    a, b = jax.vmap(jax.vmap(one, (None, 0, 0, 0)), (0, None, 0, 0))(
+        g_pp, g_nn, g_pn, seeds
+    )
+    w = jnp.einsum("kri,kid->krd", a[..., :n_c], pos, precision=_HI)
+    w = w + jnp.einsum("krj,rjd->krd", a[..., n_c:], neg, precision=_HI)
+    return w, b
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6))
+def _fit_cavs(pos, neg, seeds, method, alpha, steps, smoothing):
     (k, n_c, _), (r, n_r, _) = pos.shape, neg.shape
+    if method == "sgd":
+        w, b = _sgd_pairs(pos, neg, seeds, alpha, steps)
+        return Cavs(_unit(w), w, b)
     if method == "mean_diff":
         w = pos.mean(1)[:, None, :] - neg.mean(1)[None, :, :]
         mid = 0.5 * (pos.mean(1)[:, None, :] + neg.mean(1)[None, :, :])

@@ -117,7 +117,7 @@ class Net2VecSettings:
 @dataclasses.dataclass(frozen=True)
 class TcavSettings:
     targets: tuple[str, ...] = ()  # "concept:output name" entries
-    method: str = "logistic"  # "logistic" | "hinge" | "mean_diff"
+    method: str = "logistic"  # "logistic" | "hinge" | "sgd" | "mean_diff"
     alpha: float = 0.01  # L2 strength of the CAV classifier
     pool: str = "flatten"  # "flatten" (3D-CAV) | "mean" (1D-CAV)
     num_random: int = 10  # R random sets (>= 3)

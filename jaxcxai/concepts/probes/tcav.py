@@ -13,6 +13,9 @@ classifiers in one call:
   scikit-learn's `SGDClassifier` (TCAV's default, alpha = 0.01), here
   quadratically smoothed over a band of width `hinge_smoothing` below the
   margin so it can be solved with L-BFGS (exact hinge as the width -> 0);
+* "sgd": scikit-learn's `SGDClassifier` itself, the same hinge objective
+  stopped where TCAV's defaults stop it (max_iter 1000, tol 1e-3), with
+  scikit-learn's own shuffles (`sgd`): TCAV's CAVs, optimizer noise included;
 * "mean_diff": the closed-form mean(concept) - mean(random) (FastCAV-style).
 
 Solver (an exact reformulation, no approximation): with n = n_c + n_r, the
@@ -150,6 +153,7 @@ def run_tcav(
     steps: int | None = None,
     num_tests: int | None = None,
     batch_size: int | None = None,
+    random_state: int = 0,
     mesh: jax.sharding.Mesh | None = None,
 ) -> dict:
     """TCAV for one (layer, class): K concepts x R random runs in one call.
@@ -168,6 +172,7 @@ def run_tcav(
       method, alpha, steps: as `fit_cavs`.
       num_tests: hypotheses for the Bonferroni correction (default K).
       batch_size: examples per backward pass.
+      random_state: "sgd" only: scikit-learn's `random_state` of every fit.
       mesh: optional mesh over whose `data` axis the random runs of the CAV
         fits are split (see `fit_cavs`).
 
@@ -185,8 +190,8 @@ def run_tcav(
     concept_feats = jnp.asarray(concept_feats, jnp.float32)
     check_finite({"class_acts": class_acts, "concept_feats": concept_feats,
                   "random_feats": random_feats})  # fmt: skip
-    kw = dict(method=method, alpha=alpha, steps=steps,
-              hinge_smoothing=0.05, mesh=mesh)  # fmt: skip
+    kw = dict(method=method, alpha=alpha, steps=steps, hinge_smoothing=0.05,
+              mesh=mesh, random_state=random_state)  # fmt: skip
     cavs = _fit_pairs(concept_feats, random_feats, **kw)
     rand = _fit_pairs(random_feats[:1], random_feats[1:], **kw)
     k, r = cavs.direction.shape[:2]

@@ -32,7 +32,6 @@ import numpy as np
 
 from jaxcxai.checks import check_finite
 from jaxcxai.concepts.discovery import matching
-from jaxcxai.concepts.probes import cavs as cav_lib
 from jaxcxai.concepts.stability import representations as views
 from jaxcxai.concepts.stability.runs import Runs, features, fit_runs
 
@@ -111,6 +110,16 @@ def _auc(weight, pos, neg):
     return jnp.mean((diff > 0) + 0.5 * (diff == 0), axis=(1, 2))
 
 
+@jax.jit
+def _accuracy(weight, bias, pos, neg):
+    """(R,) held-out accuracies of w.f + b > 0, as `cavs.cav_accuracy` (one
+    concept set and one shared non-concept set, nothing broadcast per run)."""
+    zp = jnp.dot(pos, weight.T, precision=_HI) + bias[None]  # (M, R)
+    zn = jnp.dot(neg, weight.T, precision=_HI) + bias[None]
+    correct = jnp.sum(zp > 0, 0) + jnp.sum(zn <= 0, 0)
+    return correct / (pos.shape[0] + neg.shape[0])
+
+
 def run_separation(
     runs: Runs,
     pos_heldout: jax.typing.ArrayLike,
@@ -143,9 +152,8 @@ def run_separation(
     if metric != "accuracy":
         raise ValueError(f"metric must be 'accuracy' or 'auc', got {metric!r}")
     bias = jnp.asarray(runs.bias, jnp.float32)
-    fitted = cav_lib.Cavs(w[None], w[None], bias[None])  # K = 1 concept, R runs
-    neg_sets = jnp.broadcast_to(neg, (w.shape[0],) + neg.shape)
-    return cav_lib.cav_accuracy(fitted, pos[None], neg_sets)[0]
+    check_finite({"runs.weight": w, "runs.bias": bias})
+    return _accuracy(w, bias, pos, neg)
 
 
 def separation(

@@ -14,7 +14,9 @@ The R classifiers are independent problems of equal shape, so `fit_runs`
 vmaps `cavs.fit_cavs` (one concept set against one random set) over the
 runs: one compiled program for all R fits, optionally split over a mesh's
 `data` axis. Run r equals `fit_cavs(pos[pos_index[r]][None],
-neg[neg_index[r]][None])` up to float32 rounding.
+neg[neg_index[r]][None])` up to float32 rounding. With method "sgd" (TCAV's
+`SGDClassifier`), run r is seeded as `SGDClassifier(random_state=r)` unless
+other random states are given.
 """
 
 import functools
@@ -22,10 +24,12 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxcxai import parallel
 from jaxcxai.checks import check_finite
 from jaxcxai.concepts.probes import cavs as cav_lib
+from jaxcxai.concepts.probes import sgd
 from jaxcxai.concepts.stability import representations as views
 
 __all__ = ["Runs", "features", "draw_subsets", "fit_subsets", "fit_runs"]
@@ -84,13 +88,46 @@ def draw_subsets(
     return pick(kp, n_pos), pick(kn, n_neg)
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3, 4))
-def _fit_all(pos_runs, neg_runs, method, alpha, steps):
-    def one(p, q):  # one (concept subset, random subset) pair of `fit_cavs`
-        c = cav_lib.fit_cavs(p[None], q[None], method=method, alpha=alpha, steps=steps)
+@functools.partial(jax.jit, static_argnums=(3, 4, 5))
+def _fit_all(pos_runs, neg_runs, seeds, method, alpha, steps):
+    def one(p, q, seed):  # one (concept subset, random subset) pair of `fit_cavs`
+        c = cav_lib._fit_cavs(p[None], q[None], seed[None, None], method, alpha,
+                              steps, 0.05)  # fmt: skip
         return c.direction[0, 0], c.weight[0, 0], c.bias[0, 0]
 
-    return jax.vmap(one)(pos_runs, neg_runs)
+    return jax.vmap(one)(pos_runs, neg_runs, seeds)
+
+
+@functools.partial(jax.jit, static_argnums=(5, 6, 7))
+def _sgd_runs(pos, neg, pos_index, neg_index, seeds, alpha, max_iter, pooled):
+    """TCAV's SGD (`sgd`) for every run: (R, D) w, (R,) b.
+
+    Short rows (D <= n) run the primal steps (`sgd.fit_sgd`, O(D) each);
+    long ones the Gram form (`sgd.fit_sgd_gram`, O(n) each), the runs' Gram
+    matrices gathered from the pools' Gram matrix when that is cheaper
+    ((N_pos + N_neg)^2 <= R n^2, `pooled`), else computed per run, and
+    w = A X one GEMM of the (R, N) scattered coefficients."""
+    n_pos, n_c = pos.shape[0], pos_index.shape[1]
+    y = jnp.concatenate([jnp.ones(n_c), -jnp.ones(neg_index.shape[1])])
+    x = jnp.concatenate([pos, neg])
+    rows = jnp.concatenate([pos_index, neg_index + n_pos], axis=1)  # (R, n)
+    hypers = dict(alpha=alpha, max_iter=max_iter)
+    if x.shape[1] <= rows.shape[1]:
+        fit = functools.partial(sgd.fit_sgd, **hypers)
+        w, b, _ = jax.vmap(fit, (0, None, 0))(x[rows], y, seeds)
+        return w, b
+    if pooled:
+        g = jnp.einsum("id,jd->ij", x, x, precision=cav_lib._HI)
+        grams = g[rows[:, :, None], rows[:, None, :]]
+    else:
+        xr = x[rows]
+        grams = jnp.einsum("rid,rjd->rij", xr, xr, precision=cav_lib._HI)
+    fit = functools.partial(sgd.fit_sgd_gram, **hypers)
+    a, b, _ = jax.vmap(fit, (0, None, 0))(grams, y, seeds)
+    coef = jax.vmap(lambda ri, ai: jnp.zeros(x.shape[0], a.dtype).at[ri].add(ai))(
+        rows, a
+    )
+    return jnp.einsum("rn,nd->rd", coef, x, precision=cav_lib._HI), b
 
 
 def fit_subsets(
@@ -102,6 +139,7 @@ def fit_subsets(
     method: str = "logistic",
     alpha: float = 0.01,
     steps: int | None = None,
+    random_state: jax.typing.ArrayLike | None = None,
     mesh: jax.sharding.Mesh | None = None,
 ) -> Runs:
     """One CAV per run on given subsets: pos[pos_index[r]] vs neg[neg_index[r]].
@@ -112,6 +150,8 @@ def fit_subsets(
       pos_index: (R, n_c) concept rows of each run.
       neg_index: (R, n_r) non-concept rows of each run.
       method, alpha, steps: as in `cavs.fit_cavs`.
+      random_state: "sgd" only: (R,) scikit-learn random states of the runs'
+        `SGDClassifier`s (default 0..R-1) or one int for all.
       mesh: optional mesh; the runs are split over its `data` axis (padded
         with copies of the last run, dropped afterwards).
     """
@@ -123,13 +163,32 @@ def fit_subsets(
         raise ValueError(f"pos_index {pos_index.shape} and neg_index "
                          f"{neg_index.shape} must be (R, n) with the same R")  # fmt: skip
     r = pos_index.shape[0]
+    steps = cav_lib.default_steps(method, steps)
+    pad = 0 if mesh is None else -r % mesh.shape[parallel.DATA_AXIS]
+
+    def split(a):  # the runs over the mesh's `data` axis, padded
+        a = jnp.concatenate([a, jnp.repeat(a[-1:], pad, 0)])
+        return jax.device_put(a, parallel.data_sharding(mesh))
+
+    if method == "sgd":
+        rs = np.arange(r) if random_state is None else np.asarray(random_state)
+        seeds = jnp.asarray(cav_lib.sgd_seeds(rs, (r,)))
+        args = (pos_index, neg_index, seeds)
+        if mesh is not None:
+            args = tuple(split(a) for a in args)
+        pooled = (len(pos) + len(neg)) ** 2 <= r * (
+            pos_index.shape[1] + neg_index.shape[1]
+        ) ** 2
+        weight, bias = _sgd_runs(pos, neg, *args, float(alpha), steps, pooled)
+        runs = Runs(
+            cav_lib._unit(weight[:r]), weight[:r], bias[:r], pos_index, neg_index
+        )
+        return cav_lib._check_sgd(method, runs)
     p, q = pos[pos_index], neg[neg_index]  # (R, n, D)
+    seeds = jnp.zeros(r, jnp.uint32)  # used by "sgd" only
     if mesh is not None:
-        pad = -r % mesh.shape[parallel.DATA_AXIS]
-        sharding = parallel.data_sharding(mesh)
-        p, q = (jax.device_put(jnp.concatenate([a, jnp.repeat(a[-1:], pad, 0)]),
-                               sharding) for a in (p, q))  # fmt: skip
-    direction, weight, bias = _fit_all(p, q, method, float(alpha), steps)
+        p, q, seeds = (split(a) for a in (p, q, seeds))
+    direction, weight, bias = _fit_all(p, q, seeds, method, float(alpha), steps)
     return Runs(direction[:r], weight[:r], bias[:r], pos_index, neg_index)
 
 
@@ -144,6 +203,7 @@ def fit_runs(
     method: str = "logistic",
     alpha: float = 0.01,
     steps: int | None = None,
+    random_state: jax.typing.ArrayLike | None = None,
     mesh: jax.sharding.Mesh | None = None,
 ) -> Runs:
     """Fits R CAVs of one concept on R random subsets, in one bulk call.
@@ -157,6 +217,7 @@ def fit_runs(
       samples: n concept and n non-concept samples per run.
       dim: "1d", "2d" or "3d" view (`representations.represent`), or None.
       method, alpha, steps: the classifier, as in `cavs.fit_cavs`.
+      random_state: "sgd" only: as in `fit_subsets`.
       mesh: optional mesh; the runs are split over its `data` axis.
 
     Returns:
@@ -184,4 +245,4 @@ def fit_runs(
         key, len(pos), len(neg), int(runs), int(samples)
     )
     return fit_subsets(pos, neg, pos_index, neg_index, method=method, alpha=alpha,
-                       steps=steps, mesh=mesh)  # fmt: skip
+                       steps=steps, random_state=random_state, mesh=mesh)  # fmt: skip

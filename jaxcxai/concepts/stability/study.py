@@ -61,7 +61,7 @@ __all__ = [
 DATA, CAVS = "data.npz", "cavs.npz"
 RESULTS, REPORT = "stability_results.json", "stability_report.md"
 METRICS = ("accuracy", "auc")
-METHODS = ("logistic", "hinge", "mean_diff")
+METHODS = ("logistic", "hinge", "sgd", "mean_diff")  # `probes.cavs.METHODS`
 BATCH_MODES = ("sum", "vmap")
 
 

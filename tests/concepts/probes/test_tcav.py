@@ -93,8 +93,11 @@ def test_planted_direction_recovered(method):
     cavs = tcav.fit_cavs(pos, neg, method=method)
     cos = np.einsum("krd,kd->kr", np.asarray(cavs.direction), u)
     # The hinge optimum is not unique at this margin: its direction moves
-    # with rounding (0.897 once on a GPU, above 0.9 on the CPU).
-    assert cos.min() > (0.85 if method == "hinge" else 0.9), cos
+    # with rounding (0.897 once on a GPU, above 0.9 on the CPU). TCAV's SGD
+    # stops early on these uncentred features (0.61-0.83 here; it equals
+    # scikit-learn's fits, `test_sgd`), so only its accuracy is held high.
+    floor = {"hinge": 0.85, "sgd": 0.5}.get(method, 0.9)
+    assert cos.min() > floor, cos
     acc = np.asarray(cav_lib.cav_accuracy(cavs, test_pos, test_neg))
     # Same accuracy, computed by hand.
     w, b = np.asarray(cavs.weight), np.asarray(cavs.bias)

@@ -1,0 +1,222 @@
+"""TCAV's default CAV classifier: scikit-learn's plain hinge SGD, vmappable.
+
+TCAV's `cav.py` fits each CAV with scikit-learn's
+`SGDClassifier(alpha=0.01, max_iter=1000, tol=1e-3)`: L2-regularized hinge
+loss, one sample at a time, stopped after five epochs without a `tol`
+improvement of the epoch's mean objective. It stops far from the hinge
+optimum (the "hinge" method of `cavs.fit_cavs` solves that optimum), so its
+CAVs carry optimizer noise that studies built on TCAV's defaults (retrieval
+stability, Mikriukov et al. 2023, arXiv 2304.14864) measure along with the
+data's. To reproduce them, this module runs the same algorithm as a pure
+jax function that vmaps over thousands of fits:
+
+* binary labels y in {-1, +1}, weights and intercept start at zero;
+* the "optimal" learning rate eta_t = 1 / (alpha (t0 + t - 1)) with
+  t0 = 1 / (alpha sqrt(1 / sqrt(alpha))) (Bottou's heuristic, t from 1);
+* per sample, in the epoch's order: p = w.x + b; the objective term
+  hinge(y p) + alpha/2 ||w||^2 is summed; w <- (1 - eta alpha) w + u x and
+  b <- b + u with u = eta y where y p <= 1 (else 0);
+* before every epoch the sample order is shuffled by the same Fisher-Yates
+  swap sequence, drawn from scikit-learn's xorshift generator (`our_rand_r`)
+  started from the fit's seed, applied to the previous epoch's order;
+* after every epoch, with m the epoch's mean objective: a "no improvement"
+  count grows when m > best - tol and resets otherwise, best = min(best, m);
+  the fit stops when the count reaches `n_iter_no_change` or after
+  `max_iter` epochs.
+
+With the seed `sklearn_seed(random_state)` the shuffles are scikit-learn's
+own, so a float64 fit matches `SGDClassifier(random_state=...)` to rounding
+(tested against scikit-learn 1.9); in float32 the two stay within float32
+rounding of each other unless a sample sits on the hinge's kink (y p = 1) in
+one and not the other. The stopping rule is that of the scikit-learn the
+tests run (1.9: the epoch's mean of loss plus penalty); to reproduce a
+paper's CAVs, check that its scikit-learn release stopped on the same
+quantity (`linear_model/_sgd_fast.pyx`), or fits stop at other epochs.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["sklearn_seed", "shuffle_permutation", "fit_sgd", "fit_sgd_gram"]
+
+_INT32_MAX = np.iinfo(np.int32).max
+
+
+def sklearn_seed(random_state: int) -> int:
+    """The shuffle seed of `SGDClassifier(random_state=random_state)`.
+
+    A binary fit draws two integers from `RandomState(random_state)`: first
+    its dataset's seed (used by SAG, not by SGD), then the seed of the
+    epochs' shuffles; this returns the second.
+    """
+    rs = np.random.RandomState(random_state)
+    rs.randint(1, _INT32_MAX)  # the dataset's own seed, unused by plain SGD
+    return int(rs.randint(_INT32_MAX))
+
+
+def _xorshift(s):
+    """One step of scikit-learn's `our_rand_r` on a uint32 state."""
+    s = jnp.where(s == 0, jnp.uint32(1), s)  # its guard: 0 is a fixed point
+    s = s ^ (s << 13)
+    s = s ^ (s >> 17)
+    s = s ^ (s << 5)
+    return s
+
+
+def shuffle_permutation(seed: jax.typing.ArrayLike, n: int) -> jax.Array:
+    """(n,) int32 permutation of one of scikit-learn's SGD epoch shuffles.
+
+    Fisher-Yates over positions i = 0..n-2, swapping i with
+    i + r % (n - i), r the next xorshift value modulo 2^31. Every epoch
+    replays the same swaps on the current order: order <- order[perm].
+    """
+    seed = jnp.asarray(seed).astype(jnp.uint32)
+
+    def swap(i, carry):
+        s, perm = carry
+        s = _xorshift(s)
+        r = s % jnp.uint32(2**31)
+        j = i + (r % (jnp.uint32(n) - i.astype(jnp.uint32))).astype(jnp.int32)
+        pi, pj = perm[i], perm[j]
+        return s, perm.at[i].set(pj).at[j].set(pi)
+
+    return jax.lax.fori_loop(0, n - 1, swap, (seed, jnp.arange(n, dtype=jnp.int32)))[1]
+
+
+def _sgd(dot, add, v0, y, xsq, seed, alpha, max_iter, tol, n_iter_no_change):
+    """The solver; `fit_sgd` (primal) and `fit_sgd_gram` (dual) supply
+    `dot(v, i) = w.x_i` and `add(v, s, u, i)`, the state of w <- s w + u x_i."""
+    n, dtype = y.shape[0], v0.dtype
+    perm = shuffle_permutation(seed, n)
+    typw = np.sqrt(1.0 / np.sqrt(alpha))
+    t0 = 1.0 / (typw * alpha)  # hinge: the gradient at (1, -typw) is 1
+
+    def step(carry, i):
+        v, b, t, sq, obj = carry
+        wx = dot(v, i)
+        yi = y[i]
+        p = wx + b
+        eta = 1.0 / (alpha * (t0 + t - 1.0))
+        obj = obj + jnp.maximum(0.0, 1.0 - yi * p) + 0.5 * alpha * sq
+        u = jnp.where(yi * p <= 1.0, eta * yi, 0.0)
+        s = jnp.maximum(0.0, 1.0 - eta * alpha)
+        v = add(v, s.astype(dtype), u.astype(dtype), i)
+        # ||w||^2 kept as scikit-learn keeps it: updated, not recomputed.
+        sq = s * s * sq + 2.0 * s * u * wx + u * u * xsq[i]
+        return (v, b + u, t + 1.0, sq, obj), None
+
+    def epoch(state):
+        order, v, b, t, sq, best, count, done, k = state
+        order = order[perm]
+        zero = jnp.zeros((), t.dtype)
+        (v, b, t, sq, obj), _ = jax.lax.scan(step, (v, b, t, sq, zero), order)
+        mean = obj / n
+        count = jnp.where(mean > best - tol, count + 1, 0)
+        best = jnp.minimum(best, mean)
+        # Overflow (p or ||w||^2 not finite) stops the fit with a NaN
+        # intercept: scikit-learn raises there; callers check and raise.
+        bad = ~jnp.isfinite(mean)
+        done = (count >= n_iter_no_change) | bad
+        return order, v, jnp.where(bad, jnp.nan, b), t, sq, best, count, done, k + 1
+
+    def more(state):
+        return ~state[7] & (state[8] < max_iter)
+
+    zero = jnp.zeros((), dtype)
+    # t counts steps in `dtype`: exact up to 2^24 (n x epochs) in float32.
+    state = (jnp.arange(n, dtype=jnp.int32), v0, zero, jnp.ones((), dtype), zero,
+             jnp.asarray(jnp.inf, dtype), jnp.zeros((), jnp.int32),
+             jnp.zeros((), bool), jnp.zeros((), jnp.int32))  # fmt: skip
+    state = jax.lax.while_loop(more, epoch, state)
+    return state[1], state[2], state[8]
+
+
+def _float(x):
+    x = jnp.asarray(x)
+    return x if x.dtype in (jnp.float32, jnp.float64) else x.astype(jnp.float32)
+
+
+def _hypers(alpha, max_iter, tol, n_iter_no_change):
+    tol = -np.inf if tol is None else float(tol)
+    return float(alpha), int(max_iter), tol, int(n_iter_no_change)
+
+
+def fit_sgd(
+    x: jax.typing.ArrayLike,
+    y: jax.typing.ArrayLike,
+    seed: jax.typing.ArrayLike,
+    *,
+    alpha: float = 0.01,
+    max_iter: int = 1000,
+    tol: float | None = 1e-3,
+    n_iter_no_change: int = 5,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """One `SGDClassifier` hinge fit (module docstring), as a pure function.
+
+    Vmap it over fits (x, y and seed batched); jit it with the keyword
+    arguments static. Each step reads one row and updates w: O(D).
+
+    Args:
+      x: (n, D) float32 or float64 features (the dtype of the fit).
+      y: (n,) labels, +1 (positive class) or -1.
+      seed: uint32 shuffle seed (`sklearn_seed(random_state)` reproduces
+        scikit-learn's shuffles).
+      alpha: L2 strength (scikit-learn's `alpha`).
+      max_iter: most epochs.
+      tol: stopping tolerance on the epoch's mean objective; None never
+        stops early (scikit-learn's `tol=None`).
+      n_iter_no_change: epochs without improvement before stopping.
+
+    Returns:
+      (w (D,), b (), epochs ()): scikit-learn's `coef_[0]`, `intercept_[0]`
+      and `n_iter_`. A fit that overflowed stops with a NaN intercept b
+      (scikit-learn raises); callers check.
+
+    References:
+      Kim et al. 2018 (TCAV, whose `cav.py` uses these settings); Bottou
+      2010, "Large-scale machine learning with stochastic gradient descent".
+    """
+    x = _float(x)
+    y = jnp.asarray(y, x.dtype)
+    dot = lambda w, i: jnp.dot(w, x[i], precision=jax.lax.Precision.HIGHEST)  # noqa: E731
+    add = lambda w, s, u, i: s * w + u * x[i]  # noqa: E731
+    w0 = jnp.zeros(x.shape[1], x.dtype)
+    hypers = _hypers(alpha, max_iter, tol, n_iter_no_change)
+    return _sgd(dot, add, w0, y, jnp.sum(x * x, axis=1), seed, *hypers)
+
+
+def fit_sgd_gram(
+    gram: jax.typing.ArrayLike,
+    y: jax.typing.ArrayLike,
+    seed: jax.typing.ArrayLike,
+    *,
+    alpha: float = 0.01,
+    max_iter: int = 1000,
+    tol: float | None = 1e-3,
+    n_iter_no_change: int = 5,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """`fit_sgd` on the Gram matrix G = X X^T: w = X^T a, exactly.
+
+    Starting from w = 0, every update keeps w in the span of the rows,
+    w = X^T a, so the same steps run on the n coefficients a: w.x_i =
+    (G a)_i and w <- s w + u x_i is a <- s a + u e_i. A step costs O(n)
+    instead of O(D), and one GEMM (n^2 D, shared by fits on rows of one
+    pool) replaces the epochs' memory-bound passes over w (about
+    2 epochs n D): the form for bulk CAVs, where D >> n.
+
+    Args:
+      gram: (n, n) Gram matrix of the fit's rows (float32 or float64).
+      y, seed, alpha, max_iter, tol, n_iter_no_change: as in `fit_sgd`.
+
+    Returns:
+      (a (n,), b (), epochs ()): w = X^T a and scikit-learn's intercept.
+    """
+    gram = _float(gram)
+    y = jnp.asarray(y, gram.dtype)
+    dot = lambda a, i: jnp.sum(a * gram[i])  # noqa: E731
+    hot = jnp.arange(gram.shape[0])
+    add = lambda a, s, u, i: s * a + jnp.where(hot == i, u, 0)  # noqa: E731
+    a0 = jnp.zeros(gram.shape[0], gram.dtype)
+    hypers = _hypers(alpha, max_iter, tol, n_iter_no_change)
+    return _sgd(dot, add, a0, y, jnp.diagonal(gram), seed, *hypers)

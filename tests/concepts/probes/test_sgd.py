@@ -1,0 +1,148 @@
+"""TCAV's SGD: scikit-learn's `SGDClassifier` reproduced, shuffles included.
+
+References: scikit-learn itself (float64 fits agree to rounding, float32
+bulk fits to float32 rounding) and its own shuffle (`ArrayDataset64`).
+"""
+
+import warnings
+
+import jax
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import SGDClassifier
+from sklearn.utils._seq_dataset import ArrayDataset64
+
+from jaxcxai.checks import NonFiniteError
+from jaxcxai.concepts.probes import cavs as cav_lib
+from jaxcxai.concepts.probes import sgd
+from jaxcxai.concepts.stability import runs as runs_lib
+
+
+def _problem(seed, n, d, shift=0.3):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)) + shift
+    y = (x[:, 0] + 0.5 * rng.standard_normal(n) > shift).astype(int)
+    return x, y
+
+
+def _sklearn(x, y, random_state, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        kw = {"alpha": 0.01, "max_iter": 1000, "tol": 1e-3} | kw
+        return SGDClassifier(random_state=random_state, **kw).fit(x, y)
+
+
+def test_shuffles_are_sklearns_own_epoch_after_epoch():
+    n = 13
+    data = ArrayDataset64(np.zeros((n, 1)), np.arange(n, dtype=float), np.ones(n), 1)
+    perm = np.asarray(sgd.shuffle_permutation(987654321, n))
+    order = np.arange(n)
+    for _ in range(3):  # every epoch replays the same swaps on the last order
+        data._shuffle_py(987654321)
+        order = order[perm]
+        np.testing.assert_array_equal([data._next_py()[3] for _ in range(n)], order)
+    assert sgd.sklearn_seed(5) != sgd.sklearn_seed(6)
+
+
+# (n, D, random_state, sklearn kwargs): D < n, D > n, and a fixed epoch count.
+CASES = [(60, 5, 0, {}), (41, 300, 7, {}), (50, 8, 3, {"tol": None, "max_iter": 7}),
+         (30, 12, 1, {"alpha": 0.1, "n_iter_no_change": 3})]  # fmt: skip
+
+
+@pytest.mark.parametrize("n,d,rs,kw", CASES)
+def test_float64_fit_equals_sklearn(n, d, rs, kw):
+    x, y01 = _problem(rs, n, d)
+    ref = _sklearn(x, y01, rs, **kw)
+    y = np.where(y01 == 1, 1.0, -1.0)
+    ours = dict(kw)
+    with jax.enable_x64(True):
+        primal = jax.jit(lambda x, y, s: sgd.fit_sgd(x, y, s, **ours))
+        dual = jax.jit(lambda g, y, s: sgd.fit_sgd_gram(g, y, s, **ours))
+        w, b, epochs = primal(x, y, sgd.sklearn_seed(rs))
+        a, b2, epochs2 = dual(x @ x.T, y, sgd.sklearn_seed(rs))
+        w, a = np.asarray(w), np.asarray(a)
+        assert w.dtype == np.float64
+    scale = np.abs(ref.coef_[0]).max()
+    assert int(epochs) == int(epochs2) == ref.n_iter_
+    np.testing.assert_allclose(w, ref.coef_[0], rtol=0, atol=1e-11 * scale)
+    np.testing.assert_allclose(x.T @ a, ref.coef_[0], rtol=0, atol=1e-11 * scale)
+    np.testing.assert_allclose([float(b), float(b2)], ref.intercept_[0], atol=1e-11)
+
+
+def test_bulk_cavs_equal_sklearn_per_pair_in_float32():
+    rng = np.random.default_rng(1)
+    pos = (rng.standard_normal((2, 20, 40)) + 0.4).astype(np.float32)
+    neg = rng.standard_normal((3, 25, 40)).astype(np.float32)
+    states = np.arange(6).reshape(2, 3) + 10
+    cavs = cav_lib.fit_cavs(pos, neg, method="sgd", random_state=states)
+    y = np.r_[np.ones(20), np.zeros(25)]
+    for k in range(2):
+        for r in range(3):
+            ref = _sklearn(np.concatenate([pos[k], neg[r]]), y, int(states[k, r]))
+            scale = np.abs(ref.coef_[0]).max()
+            np.testing.assert_allclose(
+                cavs.weight[k, r], ref.coef_[0], atol=2e-5 * scale
+            )
+            np.testing.assert_allclose(cavs.bias[k, r], ref.intercept_[0], atol=2e-5)
+    # One int seeds every pair alike: pair (0, 0) as random_state=3.
+    same = cav_lib.fit_cavs(pos, neg, method="sgd", random_state=3)
+    ref = _sklearn(np.concatenate([pos[0], neg[0]]), y, 3)
+    np.testing.assert_allclose(same.weight[0, 0], ref.coef_[0], atol=2e-5 * scale)
+
+
+# Short rows run the primal steps; long ones the Gram form, from the pools'
+# Gram matrix (few pool rows) or per run (many pool rows).
+@pytest.mark.parametrize("d,n_pool", [(6, 40), (64, 40), (64, 400)])
+def test_runs_equal_sklearn_per_run(d, n_pool):
+    rng = np.random.default_rng(d + n_pool)
+    pos = (rng.standard_normal((n_pool, d)) + 0.5).astype(np.float32)
+    neg = rng.standard_normal((n_pool + 3, d)).astype(np.float32)
+    pi = np.stack([rng.choice(n_pool, 15, replace=False) for _ in range(4)])
+    ni = np.stack([rng.choice(n_pool + 3, 15, replace=False) for _ in range(4)])
+    got = runs_lib.fit_subsets(pos, neg, pi, ni, method="sgd")
+    y = np.r_[np.ones(15), np.zeros(15)]
+    for r in range(4):  # run r is seeded as random_state=r
+        ref = _sklearn(np.concatenate([pos[pi[r]], neg[ni[r]]]), y, r)
+        scale = np.abs(ref.coef_[0]).max()
+        np.testing.assert_allclose(got.weight[r], ref.coef_[0], atol=3e-5 * scale)
+        np.testing.assert_allclose(got.bias[r], ref.intercept_[0], atol=3e-5)
+        np.testing.assert_allclose(
+            got.direction[r], ref.coef_[0] / np.linalg.norm(ref.coef_[0]), atol=3e-5
+        )
+
+
+@pytest.mark.multidevice
+def test_sharded_sgd_equals_unsharded():
+    from jaxcxai.parallel import make_mesh
+
+    rng = np.random.default_rng(0)
+    pos = (rng.standard_normal((2, 12, 30)) + 0.5).astype(np.float32)
+    neg = rng.standard_normal((5, 12, 30)).astype(np.float32)
+    plain = cav_lib.fit_cavs(
+        pos, neg, method="sgd", random_state=np.arange(10).reshape(2, 5)
+    )
+    mesh = make_mesh()
+    sharded = cav_lib.fit_cavs(pos, neg, method="sgd", mesh=mesh,
+                               random_state=np.arange(10).reshape(2, 5))  # fmt: skip
+    np.testing.assert_allclose(sharded.weight, plain.weight, rtol=1e-5, atol=1e-6)
+    pi = np.stack([rng.choice(12, 8, replace=False) for _ in range(5)])
+    ni = np.stack([rng.choice(60, 8, replace=False) for _ in range(5)])
+    feats = pos.reshape(-1, 30), neg.reshape(-1, 30)
+    one = runs_lib.fit_subsets(*feats, pi, ni, method="sgd")
+    split = runs_lib.fit_subsets(*feats, pi, ni, method="sgd", mesh=mesh)
+    np.testing.assert_allclose(split.weight, one.weight, rtol=1e-5, atol=1e-6)
+
+
+def test_bad_seeds_and_overflow_are_named():
+    pos = np.ones((1, 4, 3), np.float32)
+    neg = np.zeros((2, 4, 3), np.float32)
+    with pytest.raises(ValueError, match=r"random_state must be an int or integers of "
+                       r"shape \(1, 2\), got int64 of shape \(3,\)"):  # fmt: skip
+        cav_lib.fit_cavs(pos, neg, method="sgd", random_state=np.arange(3))
+    with pytest.raises(ValueError, match="got float64"):
+        cav_lib.fit_cavs(pos, neg, method="sgd", random_state=0.5)
+    # Finite inputs whose squares overflow float32: scikit-learn raises, so do we.
+    huge = np.full((1, 4, 3), 3e19, np.float32)
+    with pytest.raises(NonFiniteError, match="sgd CAV biases.*overflowed"):
+        cav_lib.fit_cavs(huge, neg, method="sgd")
