@@ -119,11 +119,16 @@ def _subsets(k, r):
     return out
 
 
-def _per_call(k, r, d):
-    """Concepts per fit call: the largest divisor of k within CHUNK_BYTES."""
+def _per_call(k, r, d, method=METHOD):
+    """Concepts per fit call: a divisor of k within CHUNK_BYTES, the largest,
+    except for SGD on long rows (d > 2n): its Gram matrices cover the pools
+    of a call's concepts plus the shared negatives, so the fewest Gram
+    entries over all calls, (k / c) (c N_POOL_POS + N_POOL_NEG)^2, decide."""
     size = lambda c: 2 * c * r * SAMPLES * d * 4  # noqa: E731
-    return max([c for c in range(1, k + 1) if k % c == 0 and size(c) <= CHUNK_BYTES]
-               or [1])  # fmt: skip
+    fits = [c for c in range(1, k + 1) if k % c == 0 and size(c) <= CHUNK_BYTES] or [1]
+    if method == "sgd" and d > 2 * SAMPLES:
+        return min(fits, key=lambda c: k / c * (c * N_POOL_POS + N_POOL_NEG) ** 2)
+    return max(fits)
 
 
 def _ours_layer(data, subsets, dims, method=METHOD):
@@ -137,7 +142,7 @@ def _ours_layer(data, subsets, dims, method=METHOD):
             data["held_pos"].reshape((-1,) + data["held_pos"].shape[2:]), dim
         ).reshape(k, N_HELD, -1)
         held_neg = views.represent(data["held_neg"], dim)
-        c = _per_call(k, r, pos.shape[1])
+        c = _per_call(k, r, pos.shape[1], method)
         con, sep = [], []
         for start in range(0, k, c):
             pi = np.concatenate([subsets[i][0] + i * N_POOL_POS

@@ -98,9 +98,26 @@ def _fit_all(pos_runs, neg_runs, seeds, method, alpha, steps):
     return jax.vmap(one)(pos_runs, neg_runs, seeds)
 
 
+def _used_rows(index):
+    """(rows, index into rows): the distinct rows the runs use, padded with
+    copies of the first to a multiple of 2^(bits - 4), at least 8 (at most
+    1/8 more rows, and few compiled shapes)."""
+    used, inverse = np.unique(np.asarray(index), return_inverse=True)
+    bucket = max(8, 1 << max(0, len(used).bit_length() - 4))
+    used = np.concatenate([used, np.full(-len(used) % bucket, used[0])])
+    return jnp.asarray(used), jnp.asarray(inverse.reshape(index.shape), jnp.int32)
+
+
+def _pooled(rows: int, pos_index, neg_index) -> bool:
+    """Whether one Gram matrix of the used rows costs no more than per-run ones."""
+    r, n = pos_index.shape[0], pos_index.shape[1] + neg_index.shape[1]
+    return rows**2 <= r * n**2
+
+
 @functools.partial(jax.jit, static_argnums=(5, 6, 7))
 def _sgd_runs(pos, neg, pos_index, neg_index, seeds, alpha, max_iter, pooled):
-    """TCAV's SGD (`sgd`) for every run: (R, D) w, (R,) b.
+    """TCAV's SGD (`sgd`) for every run: (R, D) w, (R,) b; `pos` and `neg`
+    hold the rows the runs use (`_used_rows`).
 
     Short rows (D <= n) run the primal steps (`sgd.fit_sgd`, O(D) each);
     long ones the Gram form (`sgd.fit_sgd_gram`, O(n) each), the runs' Gram
@@ -173,13 +190,13 @@ def fit_subsets(
     if method == "sgd":
         rs = np.arange(r) if random_state is None else np.asarray(random_state)
         seeds = jnp.asarray(cav_lib.sgd_seeds(rs, (r,)))
-        args = (pos_index, neg_index, seeds)
+        (pos_used, pi), (neg_used, ni) = _used_rows(pos_index), _used_rows(neg_index)
+        args = (pi, ni, seeds)
         if mesh is not None:
             args = tuple(split(a) for a in args)
-        pooled = (len(pos) + len(neg)) ** 2 <= r * (
-            pos_index.shape[1] + neg_index.shape[1]
-        ) ** 2
-        weight, bias = _sgd_runs(pos, neg, *args, float(alpha), steps, pooled)
+        pooled = _pooled(len(pos_used) + len(neg_used), pos_index, neg_index)
+        weight, bias = _sgd_runs(pos[pos_used], neg[neg_used], *args, float(alpha),
+                                 steps, pooled)  # fmt: skip
         runs = Runs(
             cav_lib._unit(weight[:r]), weight[:r], bias[:r], pos_index, neg_index
         )

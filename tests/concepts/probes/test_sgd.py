@@ -91,18 +91,21 @@ def test_bulk_cavs_equal_sklearn_per_pair_in_float32():
     np.testing.assert_allclose(same.weight[0, 0], ref.coef_[0], atol=2e-5 * scale)
 
 
-# Short rows run the primal steps; long ones the Gram form, from the pools'
-# Gram matrix (few pool rows) or per run (many pool rows).
-@pytest.mark.parametrize("d,n_pool", [(6, 40), (64, 40), (64, 400)])
-def test_runs_equal_sklearn_per_run(d, n_pool):
+# Short rows run the primal steps; long ones the Gram form, from the used
+# rows' Gram matrix (few pool rows, many runs) or per run.
+@pytest.mark.parametrize("d,n_pool,runs,pooled", [(6, 40, 4, False),
+                         (64, 40, 10, True), (64, 400, 4, False)])  # fmt: skip
+def test_runs_equal_sklearn_per_run(d, n_pool, runs, pooled):
     rng = np.random.default_rng(d + n_pool)
     pos = (rng.standard_normal((n_pool, d)) + 0.5).astype(np.float32)
     neg = rng.standard_normal((n_pool + 3, d)).astype(np.float32)
-    pi = np.stack([rng.choice(n_pool, 15, replace=False) for _ in range(4)])
-    ni = np.stack([rng.choice(n_pool + 3, 15, replace=False) for _ in range(4)])
+    pi = np.stack([rng.choice(n_pool, 15, replace=False) for _ in range(runs)])
+    ni = np.stack([rng.choice(n_pool + 3, 15, replace=False) for _ in range(runs)])
+    used = len(runs_lib._used_rows(pi)[0]) + len(runs_lib._used_rows(ni)[0])
+    assert runs_lib._pooled(used, pi, ni) == pooled  # both Gram paths are tested
     got = runs_lib.fit_subsets(pos, neg, pi, ni, method="sgd")
     y = np.r_[np.ones(15), np.zeros(15)]
-    for r in range(4):  # run r is seeded as random_state=r
+    for r in range(runs):  # run r is seeded as random_state=r
         ref = _sklearn(np.concatenate([pos[pi[r]], neg[ni[r]]]), y, r)
         scale = np.abs(ref.coef_[0]).max()
         np.testing.assert_allclose(got.weight[r], ref.coef_[0], atol=3e-5 * scale)
