@@ -14,7 +14,7 @@ import numpy as np
 
 from jaxcxai import parallel
 from jaxcxai.checks import check_finite
-from jaxcxai.concepts.probes.sgd import fit_sgd_gram, sklearn_seed
+from jaxcxai.concepts.probes.sgd import fit_sgd, fit_sgd_gram, sklearn_seed
 from jaxcxai.concepts.probes.solver import (
     _HI,
     _gram_matvec,
@@ -180,21 +180,30 @@ def _check_sgd(method, cavs):
 
 def _sgd_pairs(pos, neg, seeds, alpha, max_iter):
     """TCAV's `SGDClassifier` on every (concept set, random set) pair, rows
-    [pos; neg], in the Gram form (`sgd.fit_sgd_gram`) from the three blocks."""
-    n_c = pos.shape[1]
-    y = jnp.concatenate([jnp.ones(n_c), -jnp.ones(neg.shape[1])])
+    [pos; neg]: primal steps (`sgd.fit_sgd`) for short rows (d <= n), else
+    the Gram form (`sgd.fit_sgd_gram`) from the three blocks."""
+    (n_c, d), n_r = pos.shape[1:], neg.shape[1]
+    y = jnp.concatenate([jnp.ones(n_c), -jnp.ones(n_r)])
+    hypers = dict(alpha=alpha, max_iter=max_iter)
+    pairs = lambda f: jax.vmap(jax.vmap(f, (None, 0, 0)), (0, None, 0))  # noqa: E731
+    if d <= n_c + n_r:
+
+        def primal(p, q, seed):
+            w, b, _ = fit_sgd(jnp.concatenate([p, q]), y, seed, **hypers)
+            return w, b
+
+        return pairs(primal)(pos, neg, seeds)
     g_pp = jnp.einsum("kid,kjd->kij", pos, pos, precision=_HI)
     g_nn = jnp.einsum("rid,rjd->rij", neg, neg, precision=_HI)
     g_pn = jnp.einsum("kid,rjd->krij", pos, neg, precision=_HI)
 
-    def one(gpp, gnn, gpn, seed):
+    def dual(gpp, gnn, gpn_seed):
+        gpn, seed = gpn_seed
         gram = jnp.block([[gpp, gpn], [gpn.T, gnn]])
-        a, b, _ = fit_sgd_gram(gram, y, seed, alpha=alpha, max_iter=max_iter)
+        a, b, _ = fit_sgd_gram(gram, y, seed, **hypers)
         return a, b
 
-    a, b = jax.vmap(jax.vmap(one, (None, 0, 0, 0)), (0, None, 0, 0))(
-        g_pp, g_nn, g_pn, seeds
-    )
+    a, b = pairs(dual)(g_pp, g_nn, (g_pn, seeds))
     w = jnp.einsum("kri,kid->krd", a[..., :n_c], pos, precision=_HI)
     w = w + jnp.einsum("krj,rjd->krd", a[..., n_c:], neg, precision=_HI)
     return w, b

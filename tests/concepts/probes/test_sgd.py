@@ -70,10 +70,12 @@ def test_float64_fit_equals_sklearn(n, d, rs, kw):
     np.testing.assert_allclose([float(b), float(b2)], ref.intercept_[0], atol=1e-11)
 
 
-def test_bulk_cavs_equal_sklearn_per_pair_in_float32():
+# d <= n runs the primal steps, d > n the Gram form.
+@pytest.mark.parametrize("d", [40, 90])
+def test_bulk_cavs_equal_sklearn_per_pair_in_float32(d):
     rng = np.random.default_rng(1)
-    pos = (rng.standard_normal((2, 20, 40)) + 0.4).astype(np.float32)
-    neg = rng.standard_normal((3, 25, 40)).astype(np.float32)
+    pos = (rng.standard_normal((2, 20, d)) + 0.4).astype(np.float32)
+    neg = rng.standard_normal((3, 25, d)).astype(np.float32)
     states = np.arange(6).reshape(2, 3) + 10
     cavs = cav_lib.fit_cavs(pos, neg, method="sgd", random_state=states)
     y = np.r_[np.ones(20), np.zeros(25)]
