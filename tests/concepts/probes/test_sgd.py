@@ -45,9 +45,11 @@ def test_shuffles_are_sklearns_own_epoch_after_epoch():
     assert sgd.sklearn_seed(5) != sgd.sklearn_seed(6)
 
 
-# (n, D, random_state, sklearn kwargs): D < n, D > n, and a fixed epoch count.
+# (n, D, random_state, sklearn kwargs): D < n, D > n, a fixed epoch count,
+# and alpha = 1, whose first step zeroes w (the Gram form's plain path).
 CASES = [(60, 5, 0, {}), (41, 300, 7, {}), (50, 8, 3, {"tol": None, "max_iter": 7}),
-         (30, 12, 1, {"alpha": 0.1, "n_iter_no_change": 3})]  # fmt: skip
+         (30, 12, 1, {"alpha": 0.1, "n_iter_no_change": 3}),
+         (40, 10, 2, {"alpha": 1.0})]  # fmt: skip
 
 
 @pytest.mark.parametrize("n,d,rs,kw", CASES)
