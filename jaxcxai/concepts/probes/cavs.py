@@ -14,7 +14,7 @@ import numpy as np
 
 from jaxcxai import parallel
 from jaxcxai.checks import check_finite
-from jaxcxai.concepts.probes.sgd import fit_sgd, fit_sgd_gram, sklearn_seed
+from jaxcxai.concepts.probes.sgd import fit_sgd, fit_sgd_gram, gram_form, sklearn_seed
 from jaxcxai.concepts.probes.solver import (
     _HI,
     _gram_matvec,
@@ -186,7 +186,7 @@ def _sgd_pairs(pos, neg, seeds, alpha, max_iter):
     y = jnp.concatenate([jnp.ones(n_c), -jnp.ones(n_r)])
     hypers = dict(alpha=alpha, max_iter=max_iter)
     pairs = lambda f: jax.vmap(jax.vmap(f, (None, 0, 0)), (0, None, 0))  # noqa: E731
-    if d <= n_c + n_r:
+    if not gram_form(d, n_c + n_r):
 
         def primal(p, q, seed):
             w, b, _ = fit_sgd(jnp.concatenate([p, q]), y, seed, **hypers)

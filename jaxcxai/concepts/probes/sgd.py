@@ -38,7 +38,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["sklearn_seed", "shuffle_permutation", "fit_sgd", "fit_sgd_gram"]
+__all__ = [
+    "sklearn_seed",
+    "shuffle_permutation",
+    "gram_form",
+    "fit_sgd",
+    "fit_sgd_gram",
+]
 
 _INT32_MAX = np.iinfo(np.int32).max
 
@@ -148,6 +154,12 @@ def _sgd(dot, add, scale, v0, y, xsq, seed, alpha, max_iter, tol,
              jnp.zeros((), bool), jnp.zeros((), jnp.int32))  # fmt: skip
     state = jax.lax.while_loop(more, epoch, state)
     return state[1], state[2], state[8]
+
+
+def gram_form(dim: int, n: int) -> bool:
+    """Whether `fit_sgd_gram` beats `fit_sgd` for n rows of `dim` features:
+    its steps cost O(n), the primal's O(dim)."""
+    return dim > n
 
 
 def _float(x):

@@ -88,14 +88,16 @@ def draw_subsets(
     return pick(kp, n_pos), pick(kn, n_neg)
 
 
-@functools.partial(jax.jit, static_argnums=(3, 4, 5))
-def _fit_all(pos_runs, neg_runs, seeds, method, alpha, steps):
-    def one(p, q, seed):  # one (concept subset, random subset) pair of `fit_cavs`
-        c = cav_lib._fit_cavs(p[None], q[None], seed[None, None], method, alpha,
-                              steps, 0.05)  # fmt: skip
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _fit_all(pos_runs, neg_runs, method, alpha, steps):
+    """The L-BFGS and mean-difference methods ("sgd" runs in `_sgd_runs`)."""
+    unused_seed = jnp.zeros((1, 1), jnp.uint32)
+
+    def one(p, q):  # one (concept subset, random subset) pair of `fit_cavs`
+        c = cav_lib._fit_cavs(p[None], q[None], unused_seed, method, alpha, steps, 0.05)
         return c.direction[0, 0], c.weight[0, 0], c.bias[0, 0]
 
-    return jax.vmap(one)(pos_runs, neg_runs, seeds)
+    return jax.vmap(one)(pos_runs, neg_runs)
 
 
 def _used_rows(index):
@@ -129,7 +131,7 @@ def _sgd_runs(pos, neg, pos_index, neg_index, seeds, alpha, max_iter, pooled):
     x = jnp.concatenate([pos, neg])
     rows = jnp.concatenate([pos_index, neg_index + n_pos], axis=1)  # (R, n)
     hypers = dict(alpha=alpha, max_iter=max_iter)
-    if x.shape[1] <= rows.shape[1]:
+    if not sgd.gram_form(x.shape[1], rows.shape[1]):
         fit = functools.partial(sgd.fit_sgd, **hypers)
         w, b, _ = jax.vmap(fit, (0, None, 0))(x[rows], y, seeds)
         return w, b
@@ -202,10 +204,9 @@ def fit_subsets(
         )
         return cav_lib._check_sgd(method, runs)
     p, q = pos[pos_index], neg[neg_index]  # (R, n, D)
-    seeds = jnp.zeros(r, jnp.uint32)  # used by "sgd" only
     if mesh is not None:
-        p, q, seeds = (split(a) for a in (p, q, seeds))
-    direction, weight, bias = _fit_all(p, q, seeds, method, float(alpha), steps)
+        p, q = split(p), split(q)
+    direction, weight, bias = _fit_all(p, q, method, float(alpha), steps)
     return Runs(direction[:r], weight[:r], bias[:r], pos_index, neg_index)
 
 
