@@ -38,6 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcxai.checks import check_finite
+
 __all__ = [
     "sklearn_seed",
     "shuffle_permutation",
@@ -162,9 +164,24 @@ def gram_form(dim: int, n: int) -> bool:
     return dim > n
 
 
-def _float(x):
-    x = jnp.asarray(x)
-    return x if x.dtype in (jnp.float32, jnp.float64) else x.astype(jnp.float32)
+def _inputs(name, rows, y, square):
+    """(rows, y) as float32/float64 arrays, checked: (n, D) rows (square for
+    a Gram matrix), (n,) labels, finite (skipped inside a trace)."""
+    rows = jnp.asarray(rows)
+    if rows.dtype not in (jnp.float32, jnp.float64):
+        rows = rows.astype(jnp.float32)
+    y = jnp.asarray(y, rows.dtype)
+    if (
+        rows.ndim != 2
+        or rows.shape[0] < 1
+        or (square and rows.shape[0] != rows.shape[1])
+    ):
+        want = "(n, n) Gram matrix" if square else "(n, D) features"
+        raise ValueError(f"{name} must be an {want}, got shape {rows.shape}")
+    if y.shape != rows.shape[:1]:
+        raise ValueError(f"y must be ({rows.shape[0]},) labels, got shape {y.shape}")
+    check_finite({name: rows, "y": y})
+    return rows, y
 
 
 def _hypers(alpha, max_iter, tol, n_iter_no_change):
@@ -203,12 +220,15 @@ def fit_sgd(
       and `n_iter_`. A fit that overflowed stops with a NaN intercept b
       (scikit-learn raises); callers check.
 
+    Raises:
+      ValueError: x is not (n, D) or y not (n,), naming the shape.
+      NonFiniteError: x or y holds NaN or inf (outside a trace).
+
     References:
       Kim et al. 2018 (TCAV, whose `cav.py` uses these settings); Bottou
       2010, "Large-scale machine learning with stochastic gradient descent".
     """
-    x = _float(x)
-    y = jnp.asarray(y, x.dtype)
+    x, y = _inputs("x", x, y, square=False)
     dot = lambda w, i: jnp.dot(w, x[i], precision=jax.lax.Precision.HIGHEST)  # noqa: E731
     add = lambda w, d, i: w + d * x[i]  # noqa: E731
     scale = lambda w, c: c * w  # noqa: E731
@@ -242,9 +262,12 @@ def fit_sgd_gram(
 
     Returns:
       (a (n,), b (), epochs ()): w = X^T a and scikit-learn's intercept.
+
+    Raises:
+      ValueError: gram is not (n, n) or y not (n,), naming the shape.
+      NonFiniteError: gram or y holds NaN or inf (outside a trace).
     """
-    gram = _float(gram)
-    y = jnp.asarray(y, gram.dtype)
+    gram, y = _inputs("gram", gram, y, square=True)
 
     # The state: a and q = G a (kept, not recomputed), so that
     # w.x_i = (G a)_i = q_i is one read, and a <- a + d e_i is

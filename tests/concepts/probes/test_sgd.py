@@ -149,6 +149,18 @@ def test_bad_seeds_and_overflow_are_named():
         cav_lib.fit_cavs(pos, neg, method="sgd", random_state=np.arange(3))
     with pytest.raises(ValueError, match="got float64"):
         cav_lib.fit_cavs(pos, neg, method="sgd", random_state=0.5)
+    x = np.ones((5, 3), np.float32)
+    with pytest.raises(
+        ValueError, match=r"x must be an \(n, D\) features, got shape \(5,\)"
+    ):
+        sgd.fit_sgd(x[:, 0], np.ones(5), 1)
+    with pytest.raises(ValueError, match=r"gram must be an \(n, n\) Gram matrix"):
+        sgd.fit_sgd_gram(x, np.ones(5), 1)
+    with pytest.raises(ValueError, match=r"y must be \(5,\) labels, got shape \(4,\)"):
+        sgd.fit_sgd(x, np.ones(4), 1)
+    x[2, 1] = np.nan
+    with pytest.raises(NonFiniteError, match="x has 1 non-finite"):
+        sgd.fit_sgd(x, np.ones(5), 1)
     # Finite inputs whose squares overflow float32: scikit-learn raises, so do we.
     huge = np.full((1, 4, 3), 3e19, np.float32)
     with pytest.raises(NonFiniteError, match="sgd CAV biases.*overflowed"):
