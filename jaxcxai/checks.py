@@ -102,7 +102,12 @@ def check_finite(
             if not xp.issubdtype(x.dtype, xp.inexact):
                 continue
             bad = xp.isnan(x) | (x == xp.inf) if arg in allow else ~xp.isfinite(x)
-            counts[name] = (xp.sum(bad), x.size)
+            count = xp.sum(bad)
+            # A concrete array closed over by a traced function: inside the
+            # trace, ops on it are staged too, so its count is unknown here.
+            if isinstance(count, jax.core.Tracer):
+                continue
+            counts[name] = (count, x.size)
     for name, (count, size) in jax.device_get(counts).items():
         if count:
             raise NonFiniteError(name, int(count), int(size), hint)

@@ -223,3 +223,7 @@ def test_check_finite_counts_like_numpy():
         check_finite({"d": {"a": np.zeros(2), "b": x}})
     # Inside a trace the values are unknown: no check, no error.
     jax.jit(lambda a: check_finite({"a": a}) or a)(jnp.asarray(x))
+    # A concrete array closed over by the traced function: its ops are staged
+    # too, so it is not checked there either (it raised TracerBoolConversion).
+    closed = jnp.asarray(x)
+    jax.jit(lambda a: check_finite({"a": a, "closed": closed}) or a)(jnp.asarray(x))

@@ -165,3 +165,17 @@ def test_bad_seeds_and_overflow_are_named():
     huge = np.full((1, 4, 3), 3e19, np.float32)
     with pytest.raises(NonFiniteError, match="sgd CAV biases.*overflowed"):
         cav_lib.fit_cavs(huge, neg, method="sgd")
+
+
+def test_gram_fit_traces_with_closed_over_labels():
+    # y closed over (concrete) while the Gram matrix is traced, as in a
+    # vmapped bulk fit: the entry check must skip, and the fit equal eager.
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((12, 30)).astype(np.float32)
+    x[:6] += 0.5
+    gram = jax.numpy.asarray(x @ x.T)
+    y = jax.numpy.asarray(np.repeat([1.0, -1.0], 6), np.float32)
+    traced = jax.jit(lambda g: sgd.fit_sgd_gram(g, y, 7))(gram)
+    eager = sgd.fit_sgd_gram(gram, y, 7)
+    for a, b in zip(traced, eager):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
