@@ -26,7 +26,9 @@ from jaxcxai.atomic_files import write_text_atomic
 # affects the host platform: a GPU/TPU run uses its real devices). The
 # others run on one CPU device: fake devices share the same cores, and
 # XLA:CPU steps measured up to 12% slower with the flag set.
-FAKE_CPU_DEVICES = {"sharded_step": 8, "loce": 8}
+# stability_bulk: its sequential SGD loops run one per device, so one per
+# core of the 2-core machine.
+FAKE_CPU_DEVICES = {"sharded_step": 8, "loce": 8, "stability_bulk": 2}
 _DEVICE_FLAG = "--xla_force_host_platform_device_count"
 
 # name -> (module, what it measures). Modules are imported only when run, so

@@ -51,6 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from eval.benches.stability_sklearn import baseline, linear_svc, sgd
+from jaxcxai import parallel
 from jaxcxai.concepts.stability import representations as views
 from jaxcxai.concepts.stability import retrieval
 from jaxcxai.concepts.stability import runs as run_lib
@@ -120,27 +121,25 @@ def _subsets(k, r):
 
 
 def _per_call(k, r, d, method=METHOD):
-    """Concepts per fit call: a divisor of k within CHUNK_BYTES, the largest,
-    except for SGD on long rows (d > 2n): its Gram matrices cover the pools
-    of a call's concepts plus the shared negatives, so the fewest Gram
-    entries over all calls, (k / c) (c N_POOL_POS + N_POOL_NEG)^2, decide."""
+    """Concepts per fit call: a divisor of k within CHUNK_BYTES, the largest.
+    SGD on long rows (d > 2n) materialises no (runs, n, D) inputs: its Gram
+    blocks (`sgd_runs`) cover each concept's pool once plus the shared
+    negatives once per call, so one call of all k concepts is cheapest."""
+    if method == "sgd" and d > 2 * SAMPLES:
+        return k
     size = lambda c: 2 * c * r * SAMPLES * d * 4  # noqa: E731
     fits = [c for c in range(1, k + 1) if k % c == 0 and size(c) <= CHUNK_BYTES] or [1]
-    if method == "sgd" and d > 2 * SAMPLES:
-        return min(fits, key=lambda c: k / c * (c * N_POOL_POS + N_POOL_NEG) ** 2)
     return max(fits)
 
 
-def _ours_layer(data, subsets, dims, method=METHOD):
+def _ours_layer(data, subsets, dims, method=METHOD, mesh=None):
     """{dim: (K,) consistency, (K,) separation} of one layer, as jax arrays."""
     k, r = len(subsets), subsets[0][0].shape[0]
     out = {}
     for dim in dims:
-        pos = views.represent(data["pos"].reshape((-1,) + data["pos"].shape[2:]), dim)
+        pos = views.represent(data["pos"], dim)  # (K N_POOL_POS, H, W, C) maps
         neg = views.represent(data["neg"], dim)
-        held_pos = views.represent(
-            data["held_pos"].reshape((-1,) + data["held_pos"].shape[2:]), dim
-        ).reshape(k, N_HELD, -1)
+        held_pos = views.represent(data["held_pos"], dim).reshape(k, N_HELD, -1)
         held_neg = views.represent(data["held_neg"], dim)
         c = _per_call(k, r, pos.shape[1], method)
         con, sep = [], []
@@ -150,7 +149,8 @@ def _ours_layer(data, subsets, dims, method=METHOD):
             ni = np.concatenate([subsets[i][1] for i in range(start, start + c)])
             steps = HINGE_STEPS if method == "hinge" else None
             fit = run_lib.fit_subsets(pos, neg, pi, ni, method=method, alpha=ALPHA,
-                                      steps=steps, random_state=np.tile(np.arange(r), c))  # fmt: skip
+                                      steps=steps, random_state=np.tile(np.arange(r), c),
+                                      mesh=mesh)  # fmt: skip
             for j in range(c):
                 cell = run_lib.Runs(*(a[j * r : (j + 1) * r] for a in fit))
                 con.append(retrieval.consistency(cell.direction))
@@ -159,8 +159,14 @@ def _ours_layer(data, subsets, dims, method=METHOD):
     return out
 
 
-def _ours(layers, subsets, dims):
-    res = {name: _ours_layer(data, subsets, dims) for name, data in layers.items()}
+def _on_device(data):
+    """A layer's arrays on the device, the concepts' pools as one (K N, H, W, C)
+    array each: a user's maps of one layer, one row per image."""
+    return {f: jax.device_put(a.reshape((-1,) + a.shape[-3:])) for f, a in data.items()}
+
+
+def _ours(layers, subsets, dims, mesh=None):
+    res = {n: _ours_layer(d, subsets, dims, mesh=mesh) for n, d in layers.items()}
     return jax.block_until_ready(res)
 
 
@@ -171,15 +177,17 @@ def run(quick: bool) -> dict:
     mu = np.linspace(6.0, 14.0, k, dtype=np.float32)
     host = {name: _layer(rng, k, LAYERS[name], mu) for name in names}
     subsets = _subsets(k, r)
-    dev = {n: {f: jax.device_put(a) for f, a in d.items()} for n, d in host.items()}
+    dev = {n: _on_device(d) for n, d in host.items()}
 
     t0 = time.perf_counter()
-    _ours(dev, subsets, DIMS)  # compiles one fit program per layer/view shape
+    # SGD loops are sequential: on a CPU, one per core (`FAKE_CPU_DEVICES`).
+    mesh = parallel.make_mesh() if jax.device_count() > 1 else None
+    _ours(dev, subsets, DIMS, mesh)  # compiles one fit program per layer/view shape
     first = time.perf_counter() - t0
     ours_s, ours = float("inf"), None
     for _ in range(1 if quick else 2):
         t0 = time.perf_counter()
-        ours = _ours(dev, subsets, DIMS)
+        ours = _ours(dev, subsets, DIMS, mesh)
         ours_s = min(ours_s, time.perf_counter() - t0)
 
     t0 = time.perf_counter()
@@ -254,6 +262,7 @@ def run(quick: bool) -> dict:
             "heldout": f"{N_HELD}+{N_HELD}",
             "method": METHOD,
             "alpha": ALPHA,
+            "sgd_loop_devices": 1 if mesh is None else int(mesh.size),
             "planted_strengths": [float(mu[0]), float(mu[-1])],
         },
         "extra": {

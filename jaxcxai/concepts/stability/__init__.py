@@ -3,6 +3,8 @@
 representations  the 1D (spatial mean), 2D (channel mean) and 3D (flattened)
                  views of (N, H, W, C) activations that CAVs are fitted on
 runs             R CAVs of one concept on random subsets, in one vmapped fit
+sgd_runs         TCAV's SGD on many runs: block Gram matrices, loops chunked
+                 and split over a mesh
 retrieval        retrieval stability S = separation x consistency
                  (reconstruction), sweeps over sample counts and views, ICE
                  consistency by Hungarian matching
@@ -31,6 +33,7 @@ from jaxcxai.concepts.stability import representations as representations
 from jaxcxai.concepts.stability import retrieval as retrieval
 from jaxcxai.concepts.stability import run as run
 from jaxcxai.concepts.stability import runs as runs
+from jaxcxai.concepts.stability import sgd_runs as sgd_runs
 from jaxcxai.concepts.stability import study as study
 from jaxcxai.concepts.stability.attribution import (
     concept_attribution as concept_attribution,
@@ -107,6 +110,7 @@ __all__ = [
     "run_separation",
     "runs",
     "separation",
+    "sgd_runs",
     "sign_flip_rate",
     "single_gradients",
     "smoothing",

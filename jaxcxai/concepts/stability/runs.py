@@ -29,8 +29,8 @@ import numpy as np
 from jaxcxai import parallel
 from jaxcxai.checks import check_finite
 from jaxcxai.concepts.probes import cavs as cav_lib
-from jaxcxai.concepts.probes import sgd
 from jaxcxai.concepts.stability import representations as views
+from jaxcxai.concepts.stability import sgd_runs
 
 __all__ = ["Runs", "features", "draw_subsets", "fit_subsets", "fit_runs"]
 
@@ -90,7 +90,7 @@ def draw_subsets(
 
 @functools.partial(jax.jit, static_argnums=(2, 3, 4))
 def _fit_all(pos_runs, neg_runs, method, alpha, steps):
-    """The L-BFGS and mean-difference methods ("sgd" runs in `_sgd_runs`)."""
+    """The L-BFGS and mean-difference methods ("sgd" runs in `sgd_runs`)."""
     unused_seed = jnp.zeros((1, 1), jnp.uint32)
 
     def one(p, q):  # one (concept subset, random subset) pair of `fit_cavs`
@@ -98,55 +98,6 @@ def _fit_all(pos_runs, neg_runs, method, alpha, steps):
         return c.direction[0, 0], c.weight[0, 0], c.bias[0, 0]
 
     return jax.vmap(one)(pos_runs, neg_runs)
-
-
-def _used_rows(index):
-    """(rows, index into rows): the distinct rows the runs use, padded with
-    copies of the first to a multiple of 2^(bits - 4), at least 8 (at most
-    1/8 more rows, and few compiled shapes)."""
-    used, inverse = np.unique(np.asarray(index), return_inverse=True)
-    bucket = max(8, 1 << max(0, len(used).bit_length() - 4))
-    used = np.concatenate([used, np.full(-len(used) % bucket, used[0])])
-    return jnp.asarray(used), jnp.asarray(inverse.reshape(index.shape), jnp.int32)
-
-
-def _pooled(rows: int, pos_index, neg_index) -> bool:
-    """Whether one Gram matrix of the used rows costs no more than per-run ones."""
-    r, n = pos_index.shape[0], pos_index.shape[1] + neg_index.shape[1]
-    return rows**2 <= r * n**2
-
-
-@functools.partial(jax.jit, static_argnums=(5, 6, 7))
-def _sgd_runs(pos, neg, pos_index, neg_index, seeds, alpha, max_iter, pooled):
-    """TCAV's SGD (`sgd`) for every run: (R, D) w, (R,) b; `pos` and `neg`
-    hold the rows the runs use (`_used_rows`).
-
-    Short rows (D <= n) run the primal steps (`sgd.fit_sgd`, O(D) each);
-    long ones the Gram form (`sgd.fit_sgd_gram`, O(n) each), the runs' Gram
-    matrices gathered from the pools' Gram matrix when that is cheaper
-    ((N_pos + N_neg)^2 <= R n^2, `pooled`), else computed per run, and
-    w = A X one GEMM of the (R, N) scattered coefficients."""
-    n_pos, n_c = pos.shape[0], pos_index.shape[1]
-    y = jnp.concatenate([jnp.ones(n_c), -jnp.ones(neg_index.shape[1])])
-    x = jnp.concatenate([pos, neg])
-    rows = jnp.concatenate([pos_index, neg_index + n_pos], axis=1)  # (R, n)
-    hypers = dict(alpha=alpha, max_iter=max_iter)
-    if not sgd.gram_form(x.shape[1], rows.shape[1]):
-        fit = functools.partial(sgd.fit_sgd, **hypers)
-        w, b, _ = jax.vmap(fit, (0, None, 0))(x[rows], y, seeds)
-        return w, b
-    if pooled:
-        g = jnp.einsum("id,jd->ij", x, x, precision=cav_lib._HI)
-        grams = g[rows[:, :, None], rows[:, None, :]]
-    else:
-        xr = x[rows]
-        grams = jnp.einsum("rid,rjd->rij", xr, xr, precision=cav_lib._HI)
-    fit = functools.partial(sgd.fit_sgd_gram, **hypers)
-    a, b, _ = jax.vmap(fit, (0, None, 0))(grams, y, seeds)
-    coef = jax.vmap(lambda ri, ai: jnp.zeros(x.shape[0], a.dtype).at[ri].add(ai))(
-        rows, a
-    )
-    return jnp.einsum("rn,nd->rd", coef, x, precision=cav_lib._HI), b
 
 
 def fit_subsets(
@@ -192,16 +143,9 @@ def fit_subsets(
     if method == "sgd":
         rs = np.arange(r) if random_state is None else np.asarray(random_state)
         seeds = jnp.asarray(cav_lib.sgd_seeds(rs, (r,)))
-        (pos_used, pi), (neg_used, ni) = _used_rows(pos_index), _used_rows(neg_index)
-        args = (pi, ni, seeds)
-        if mesh is not None:
-            args = tuple(split(a) for a in args)
-        pooled = _pooled(len(pos_used) + len(neg_used), pos_index, neg_index)
-        weight, bias = _sgd_runs(pos[pos_used], neg[neg_used], *args, float(alpha),
-                                 steps, pooled)  # fmt: skip
-        runs = Runs(
-            cav_lib._unit(weight[:r]), weight[:r], bias[:r], pos_index, neg_index
-        )
+        weight, bias = sgd_runs.fit_sgd_runs(pos, neg, pos_index, neg_index, seeds,
+                                             alpha=alpha, max_iter=steps, mesh=mesh)  # fmt: skip
+        runs = Runs(cav_lib._unit(weight), weight, bias, pos_index, neg_index)
         return cav_lib._check_sgd(method, runs)
     p, q = pos[pos_index], neg[neg_index]  # (R, n, D)
     if mesh is not None:

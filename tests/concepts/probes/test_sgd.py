@@ -17,6 +17,7 @@ from jaxcxai.checks import NonFiniteError
 from jaxcxai.concepts.probes import cavs as cav_lib
 from jaxcxai.concepts.probes import sgd
 from jaxcxai.concepts.stability import runs as runs_lib
+from jaxcxai.concepts.stability import sgd_runs
 
 
 def _problem(seed, n, d, shift=0.3):
@@ -95,21 +96,25 @@ def test_bulk_cavs_equal_sklearn_per_pair_in_float32(d):
     np.testing.assert_allclose(same.weight[0, 0], ref.coef_[0], atol=2e-5 * scale)
 
 
-# Short rows run the primal steps; long ones the Gram form, from the used
-# rows' Gram matrix (few pool rows, many runs) or per run.
-@pytest.mark.parametrize("d,n_pool,runs,pooled", [(6, 40, 4, False),
+# Short rows run the primal steps; long ones the Gram form, from block Gram
+# matrices (few pool rows, many runs) or per run.
+@pytest.mark.parametrize("d,n_pool,runs,blocked", [(6, 40, 4, None),
                          (64, 40, 10, True), (64, 400, 4, False)])  # fmt: skip
-def test_runs_equal_sklearn_per_run(d, n_pool, runs, pooled):
+def test_runs_equal_sklearn_per_run(d, n_pool, runs, blocked):
     rng = np.random.default_rng(d + n_pool)
     pos = (rng.standard_normal((n_pool, d)) + 0.5).astype(np.float32)
     neg = rng.standard_normal((n_pool + 3, d)).astype(np.float32)
     pi = np.stack([rng.choice(n_pool, 15, replace=False) for _ in range(runs)])
     ni = np.stack([rng.choice(n_pool + 3, 15, replace=False) for _ in range(runs)])
-    used = len(runs_lib._used_rows(pi)[0]) + len(runs_lib._used_rows(ni)[0])
-    assert runs_lib._pooled(used, pi, ni) == pooled  # both Gram paths are tested
+    if blocked is not None:  # d = 6 <= n: primal steps, no Gram matrices
+        assert sgd_runs.layout(pi, ni).blocked() == blocked  # both paths tested
     got = runs_lib.fit_subsets(pos, neg, pi, ni, method="sgd")
-    y = np.r_[np.ones(15), np.zeros(15)]
-    for r in range(runs):  # run r is seeded as random_state=r
+    _check_runs(got, pos, neg, pi, ni)
+
+
+def _check_runs(got, pos, neg, pi, ni):
+    y = np.r_[np.ones(pi.shape[1]), np.zeros(ni.shape[1])]
+    for r in range(len(pi)):  # run r is seeded as random_state=r
         ref = _sklearn(np.concatenate([pos[pi[r]], neg[ni[r]]]), y, r)
         scale = np.abs(ref.coef_[0]).max()
         np.testing.assert_allclose(got.weight[r], ref.coef_[0], atol=3e-5 * scale)
@@ -117,6 +122,56 @@ def test_runs_equal_sklearn_per_run(d, n_pool, runs, pooled):
         np.testing.assert_allclose(
             got.direction[r], ref.coef_[0] / np.linalg.norm(ref.coef_[0]), atol=3e-5
         )
+
+
+def test_runs_of_several_concepts_use_one_block_each():
+    # Three concepts with their own pools folded into one call, negatives
+    # shared: one Gram block per concept, and every run as scikit-learn's.
+    rng = np.random.default_rng(5)
+    d, pool, runs, n = 80, 20, 4, 12
+    pos = (rng.standard_normal((3 * pool, d)) + 0.4).astype(np.float32)
+    neg = rng.standard_normal((30, d)).astype(np.float32)
+    pi = np.concatenate([np.stack([rng.choice(pool, n, replace=False) + k * pool
+                                   for _ in range(runs)]) for k in range(3)])  # fmt: skip
+    ni = np.stack([rng.choice(30, n, replace=False) for _ in range(3 * runs)])
+    lay = sgd_runs.layout(pi, ni)
+    np.testing.assert_array_equal(lay.group, np.repeat([0, 1, 2], runs))
+    assert lay.blocked() and lay.pos_rows.shape == (3 * lay.m,)
+    # Each run's Gram matrix from the blocks equals float64 NumPy's, and the
+    # per-run path's.
+    xp, xn = pos[lay.pos_rows], neg[lay.neg_rows]
+    args = (xp, xn, lay.group, lay.pos_at, lay.neg_at, lay.m)
+    blocks = np.asarray(sgd_runs._grams(*args, True))
+    per_run = np.asarray(sgd_runs._grams(*args, False))
+    for r in range(len(pi)):
+        rows = np.concatenate([pos[pi[r]], neg[ni[r]]]).astype(np.float64)
+        np.testing.assert_allclose(blocks[r], rows @ rows.T, rtol=1e-5, atol=1e-3)
+        np.testing.assert_allclose(per_run[r], rows @ rows.T, rtol=1e-5, atol=1e-3)
+    _check_runs(runs_lib.fit_subsets(pos, neg, pi, ni, method="sgd"), pos, neg, pi, ni)
+
+
+def test_chunked_loops_equal_one_vmap(monkeypatch):
+    # Runs split into chunks (padded with copies of the last run) give the
+    # same fits as all runs in one vmap.
+    rng = np.random.default_rng(9)
+    pos = (rng.standard_normal((30, 50)) + 0.4).astype(np.float32)
+    neg = rng.standard_normal((30, 50)).astype(np.float32)
+    pi = np.stack([rng.choice(30, 10, replace=False) for _ in range(7)])
+    ni = np.stack([rng.choice(30, 10, replace=False) for _ in range(7)])
+    one = runs_lib.fit_subsets(pos, neg, pi, ni, method="sgd")
+    monkeypatch.setattr(sgd_runs, "CACHE_BYTES", 3 * 20 * 20 * 4)  # 3 runs a chunk
+    assert sgd_runs._chunk(7, 20 * 20 * 4) == 3
+    chunked = runs_lib.fit_subsets(pos, neg, pi, ni, method="sgd")
+    np.testing.assert_array_equal(chunked.weight, one.weight)
+    np.testing.assert_array_equal(chunked.bias, one.bias)
+
+
+def test_groups_join_runs_that_share_rows():
+    # Runs 0 and 1 share row 1, so rows 0-2 form one group; run 2 its own.
+    rows, row_group, run_group = sgd_runs._groups(np.array([[0, 1], [1, 2], [6, 5]]))
+    np.testing.assert_array_equal(rows, [0, 1, 2, 5, 6])
+    np.testing.assert_array_equal(row_group, [0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(run_group, [0, 0, 1])
 
 
 @pytest.mark.multidevice
