@@ -89,7 +89,16 @@ def shuffle_permutation(seed: jax.typing.ArrayLike, n: int) -> jax.Array:
         pi, pj = perm[i], perm[j]
         return s, perm.at[i].set(pj).at[j].set(pi)
 
-    return jax.lax.fori_loop(0, n - 1, swap, (seed, jnp.arange(n, dtype=jnp.int32)))[1]
+    perm = _tie(jnp.arange(n, dtype=jnp.int32), seed)
+    return jax.lax.fori_loop(0, n - 1, swap, (seed, perm))[1]
+
+
+def _tie(tree, anchor):
+    """`tree` plus exact zeros computed from `anchor`: under `shard_map` a
+    loop's initial carries must vary across devices as its outputs do
+    (constants do not), so they take the anchor's (the inputs') variance."""
+    zero = jnp.where(anchor == anchor, 0, 0)  # 0 even for a NaN anchor
+    return jax.tree.map(lambda c: c + zero.astype(c.dtype), tree)
 
 
 def _sgd(dot, add, scale, v0, y, xsq, seed, alpha, max_iter, tol,
@@ -134,7 +143,7 @@ def _sgd(dot, add, scale, v0, y, xsq, seed, alpha, max_iter, tol,
     def epoch(state):
         order, v, b, t, sq, best, count, done, k = state
         order = order[perm]
-        zero, one = jnp.zeros((), dtype), jnp.ones((), dtype)
+        zero, one = _tie((jnp.zeros((), dtype), jnp.ones((), dtype)), t)
         (v, c, b, t, sq, obj), _ = jax.lax.scan(step, (v, one, b, t, sq, zero), order)
         mean = obj / n
         count = jnp.where(mean > best - tol, count + 1, 0)
@@ -154,7 +163,8 @@ def _sgd(dot, add, scale, v0, y, xsq, seed, alpha, max_iter, tol,
     state = (jnp.arange(n, dtype=jnp.int32), v0, zero, jnp.ones((), dtype), zero,
              jnp.asarray(jnp.inf, dtype), jnp.zeros((), jnp.int32),
              jnp.zeros((), bool), jnp.zeros((), jnp.int32))  # fmt: skip
-    state = jax.lax.while_loop(more, epoch, state)
+    anchor = y[0] + xsq[0] + jnp.asarray(seed).astype(dtype)  # varies as inputs do
+    state = jax.lax.while_loop(more, epoch, _tie(state, anchor))
     return state[1], state[2], state[8]
 
 

@@ -196,6 +196,31 @@ def test_sharded_sgd_equals_unsharded():
     np.testing.assert_allclose(split.weight, one.weight, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.multidevice
+@pytest.mark.parametrize("form", ["primal", "gram"])
+def test_fits_run_under_shard_map(form):
+    # The loops' initial carries take the inputs' variance, so shard_map
+    # accepts them (constant carries were a type error) and each device's
+    # fits equal the unsharded ones.
+    from jax.sharding import PartitionSpec as P
+
+    from jaxcxai.parallel import make_mesh
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((8, 16, 24)).astype(np.float32)
+    x[:, :8] += 0.4
+    a = np.einsum("rid,rjd->rij", x, x) if form == "gram" else x
+    fit = sgd.fit_sgd_gram if form == "gram" else sgd.fit_sgd
+    y = jax.numpy.asarray(np.repeat([1.0, -1.0], 8), np.float32)
+    f = jax.vmap(lambda v, s: fit(v, y, s)[:2])
+    seeds = np.arange(8, dtype=np.uint32) + 3
+    spec = P("data")
+    sharded = jax.jit(jax.shard_map(f, mesh=make_mesh(), in_specs=(spec, spec),
+                                    out_specs=spec))(a, seeds)  # fmt: skip
+    for got, want in zip(sharded, jax.jit(f)(a, seeds)):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_bad_seeds_and_overflow_are_named():
     pos = np.ones((1, 4, 3), np.float32)
     neg = np.zeros((2, 4, 3), np.float32)
