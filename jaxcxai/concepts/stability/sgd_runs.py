@@ -74,6 +74,9 @@ def _groups(index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 class Layout:
     """Where each run's rows sit in the block layout (host arrays).
 
+    Groups are padded to one size m; where that costs more products than
+    one block of all concept rows (uneven groups), all form one group.
+
     Attributes:
       pos_rows: (C m,) concept rows, group g at [g m, (g + 1) m), padded
         with copies of the group's first row.
@@ -86,9 +89,15 @@ class Layout:
 
     def __init__(self, pos_index, neg_index):
         pos_index, neg_index = np.asarray(pos_index), np.asarray(neg_index)
+        neg, inverse = np.unique(neg_index, return_inverse=True)
+        q = _bucket(len(neg))
         rows, row_group, run_group = _groups(pos_index)
         sizes = np.bincount(row_group)
         m = _bucket(int(sizes.max()))
+        one = _bucket(len(rows))
+        if len(sizes) * m * (m + q) > one * (one + q):  # uneven groups: one block
+            row_group, run_group = np.zeros_like(row_group), np.zeros_like(run_group)
+            sizes, m = np.bincount(row_group), one
         order = np.argsort(row_group, kind="stable")
         local = np.empty(len(rows), np.int64)
         local[order] = np.arange(len(rows)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
@@ -97,8 +106,6 @@ class Layout:
         pos_rows[position] = rows
         self.pos_rows, self.m, self.group = pos_rows, m, run_group
         self.pos_at = position[np.searchsorted(rows, pos_index)]
-        neg, inverse = np.unique(neg_index, return_inverse=True)
-        q = _bucket(len(neg))
         self.neg_rows = np.concatenate([neg, np.full(q - len(neg), neg[0])])
         self.neg_at = inverse.reshape(neg_index.shape)
 

@@ -137,6 +137,8 @@ def test_runs_of_several_concepts_use_one_block_each():
     lay = sgd_runs.layout(pi, ni)
     np.testing.assert_array_equal(lay.group, np.repeat([0, 1, 2], runs))
     assert lay.blocked() and lay.pos_rows.shape == (3 * lay.m,)
+    np.testing.assert_array_equal(lay.pos_rows[lay.pos_at], pi)
+    np.testing.assert_array_equal(lay.neg_rows[lay.neg_at], ni)
     # Each run's Gram matrix from the blocks equals float64 NumPy's, and the
     # per-run path's.
     xp, xn = pos[lay.pos_rows], neg[lay.neg_rows]
@@ -164,6 +166,18 @@ def test_chunked_loops_equal_one_vmap(monkeypatch):
     chunked = runs_lib.fit_subsets(pos, neg, pi, ni, method="sgd")
     np.testing.assert_array_equal(chunked.weight, one.weight)
     np.testing.assert_array_equal(chunked.bias, one.bias)
+
+
+def test_uneven_groups_form_one_block():
+    # One concept of 200 rows and two of 40: padding all three groups to 200
+    # rows costs more than one block of all 280, which is taken instead.
+    rng = np.random.default_rng(2)
+    big = np.stack([rng.choice(200, 40, replace=False) for _ in range(10)])
+    pi = np.concatenate([big, 200 + np.arange(80).reshape(2, 40)])
+    lay = sgd_runs.layout(pi, rng.integers(0, 50, (len(pi), 40)))
+    assert len(np.unique(sgd_runs._groups(pi)[2])) == 3
+    assert (lay.group == 0).all() and lay.pos_rows.shape == (lay.m,)
+    np.testing.assert_array_equal(lay.pos_rows[lay.pos_at], pi)  # rows kept
 
 
 def test_groups_join_runs_that_share_rows():
