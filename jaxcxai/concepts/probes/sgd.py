@@ -102,10 +102,10 @@ def _tie(tree, anchor):
 
 
 def _sgd(dot, add, scale, v0, y, xsq, seed, alpha, max_iter, tol,
-         n_iter_no_change):  # fmt: skip
+         n_iter_no_change, gram=None):  # fmt: skip
     """The solver. `fit_sgd` (primal) and `fit_sgd_gram` (dual) supply the
     state's algebra: `dot(v, i) = v.x_i`, `add(v, d, i)`: v + d x_i, and
-    `scale(v, c)`: c v.
+    `scale(v, c)`: c v; the dual also its Gram matrix (`_gram_blocks`).
 
     w = c v, as scikit-learn's `WeightVector` keeps it: w <- s w + u x_i is
     c <- s c, v <- v + (u / c) x_i, so no step rescales all of v (fewer
@@ -122,29 +122,38 @@ def _sgd(dot, add, scale, v0, y, xsq, seed, alpha, max_iter, tol,
     t0 = 1.0 / (typw * alpha)  # hinge: the gradient at (1, -typw) is 1
     plain = t0 <= 1.0 or (t0 - 1.0) / (t0 + n - 1.0) < 1e-20
 
-    def step(carry, i):
-        v, c, b, t, sq, obj = carry
-        wx = c * dot(v, i)
-        yi = y[i]
+    def scalars(sc, wx, yi, xi2):
+        """One step on (c, b, t, sq, obj) given w.x_i: also u and s."""
+        c, b, t, sq, obj = sc
         p = wx + b
         eta = 1.0 / (alpha * (t0 + t - 1.0))
         obj = obj + jnp.maximum(0.0, 1.0 - yi * p) + 0.5 * alpha * sq
         u = jnp.where(yi * p <= 1.0, eta * yi, 0.0)
         s = jnp.maximum(0.0, 1.0 - eta * alpha)
+        c = c if plain else c * s
+        # ||w||^2 kept as scikit-learn keeps it: updated, not recomputed.
+        sq = s * s * sq + 2.0 * s * u * wx + u * u * xi2
+        return (c, b + u, t + 1.0, sq, obj), u, s
+
+    def step(carry, i):
+        v, sc = carry
+        sc, u, s = scalars(sc, sc[0] * dot(v, i), y[i], xsq[i])
         if plain:
             v = add(scale(v, s.astype(dtype)), u.astype(dtype), i)
         else:
-            c = c * s
-            v = add(v, (u / c).astype(dtype), i)
-        # ||w||^2 kept as scikit-learn keeps it: updated, not recomputed.
-        sq = s * s * sq + 2.0 * s * u * wx + u * u * xsq[i]
-        return (v, c, b + u, t + 1.0, sq, obj), None
+            v = add(v, (u / sc[0]).astype(dtype), i)
+        return (v, sc), None
+
+    def run(v, sc, order):  # one epoch's steps, in `order`
+        if gram is None or plain:
+            return jax.lax.scan(step, (v, sc), order)[0]
+        return _gram_blocks(scalars, gram, y, xsq, dtype, (v, sc), order)
 
     def epoch(state):
         order, v, b, t, sq, best, count, done, k = state
         order = order[perm]
         zero, one = _tie((jnp.zeros((), dtype), jnp.ones((), dtype)), t)
-        (v, c, b, t, sq, obj), _ = jax.lax.scan(step, (v, one, b, t, sq, zero), order)
+        v, (c, b, t, sq, obj) = run(v, (one, b, t, sq, zero), order)
         mean = obj / n
         count = jnp.where(mean > best - tol, count + 1, 0)
         best = jnp.minimum(best, mean)
@@ -166,6 +175,40 @@ def _sgd(dot, add, scale, v0, y, xsq, seed, alpha, max_iter, tol,
     anchor = y[0] + xsq[0] + jnp.asarray(seed).astype(dtype)  # varies as inputs do
     state = jax.lax.while_loop(more, epoch, _tie(state, anchor))
     return state[1], state[2], state[8]
+
+
+# Steps per loop iteration of the Gram form: fewer, larger iterations ran
+# 1.3-1.5x faster (200 fits of n = 200 on the 2-core EPYC; 4 and 8 alike,
+# 16 slower as the unrolled block grows).
+_BLOCK = 8
+
+
+def _gram_blocks(scalars, gram, y, xsq, dtype, carry, order):
+    """One epoch of the Gram form, `_BLOCK` samples per loop iteration.
+
+    A block gathers its samples' rows of G once; within it, each margin
+    q_i takes the block's earlier updates from the (B, B) sub-block, and q
+    takes all B rows after it, each added in step order: the same sums in
+    the same order as one step at a time, so the fit is bitwise the same.
+    """
+    n = order.shape[0]
+
+    def block(carry, idx):
+        ((a, q), sc), k = carry, idx.shape[0]
+        rows = gram[idx]  # (B, n)
+        sub, qb, yb, xb = rows[:, idx], q[idx], y[idx], xsq[idx]
+        ds = []
+        for j in range(k):
+            sc, u, _ = scalars(sc, sc[0] * qb[j], yb[j], xb[j])
+            ds.append((u / sc[0]).astype(dtype))
+            qb = qb + ds[j] * sub[j]
+        for j in range(k):
+            q = q + ds[j] * rows[j]
+        return ((a.at[idx].add(jnp.stack(ds)), q), sc), None
+
+    full = n - n % _BLOCK
+    carry = jax.lax.scan(block, carry, order[:full].reshape(-1, _BLOCK))[0]
+    return block(carry, order[full:])[0] if full < n else carry
 
 
 def gram_form(dim: int, n: int) -> bool:
@@ -294,5 +337,5 @@ def fit_sgd_gram(
     zeros = jnp.zeros(gram.shape[0], gram.dtype)
     hypers = _hypers(alpha, max_iter, tol, n_iter_no_change)
     (a, _), b, epochs = _sgd(dot, add, scale, (zeros, zeros), y,
-                             jnp.diagonal(gram), seed, *hypers)  # fmt: skip
+                             jnp.diagonal(gram), seed, *hypers, gram=gram)  # fmt: skip
     return a, b, epochs

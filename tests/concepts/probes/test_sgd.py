@@ -235,6 +235,23 @@ def test_fits_run_under_shard_map(form):
         np.testing.assert_array_equal(got, want)
 
 
+def test_gram_blocks_are_bitwise_one_step_at_a_time(monkeypatch):
+    # Blocks of B steps add the same terms in the same order as single
+    # steps: B = 8 and 5 (n = 37 leaves a remainder block) equal B = 1.
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((37, 60)).astype(np.float32)
+    x[:18] += 0.3
+    gram, y = x @ x.T, np.r_[np.ones(18), -np.ones(19)].astype(np.float32)
+    fits = {}
+    for block in (1, 5, 8):
+        monkeypatch.setattr(sgd, "_BLOCK", block)
+        fits[block] = sgd.fit_sgd_gram(gram, y, 11)
+    assert int(fits[1][2]) > 5  # several epochs
+    for block in (5, 8):
+        for got, want in zip(fits[block], fits[1]):
+            np.testing.assert_array_equal(got, want)
+
+
 def test_bad_seeds_and_overflow_are_named():
     pos = np.ones((1, 4, 3), np.float32)
     neg = np.zeros((2, 4, 3), np.float32)
