@@ -127,11 +127,19 @@ def fit_subsets(
     """
     if method not in cav_lib.METHODS:
         raise ValueError(f"method must be one of {cav_lib.METHODS}, got {method!r}")
-    pos_index = jnp.asarray(pos_index, jnp.int32)
-    neg_index = jnp.asarray(neg_index, jnp.int32)
-    if pos_index.ndim != 2 or neg_index.shape[:1] != pos_index.shape[:1]:
+    pos_index, neg_index = np.asarray(pos_index), np.asarray(neg_index)
+    if (pos_index.ndim != 2 or neg_index.ndim != 2 or not pos_index.size
+            or not neg_index.size or neg_index.shape[0] != pos_index.shape[0]):  # fmt: skip
         raise ValueError(f"pos_index {pos_index.shape} and neg_index "
                          f"{neg_index.shape} must be (R, n) with the same R")  # fmt: skip
+    for name, index, rows in (("pos_index", pos_index, len(pos)),
+                              ("neg_index", neg_index, len(neg))):  # fmt: skip
+        # jax clamps an out-of-range gather: a wrong row, not an error.
+        if index.dtype.kind not in "iu" or index.min() < 0 or index.max() >= rows:
+            raise ValueError(f"{name} must hold row numbers in [0, {rows}), got "
+                             f"{index.dtype} in [{index.min()}, {index.max()}]")  # fmt: skip
+    pos_index = jnp.asarray(pos_index, jnp.int32)
+    neg_index = jnp.asarray(neg_index, jnp.int32)
     r = pos_index.shape[0]
     steps = cav_lib.default_steps(method, steps)
     pad = 0 if mesh is None else -r % mesh.shape[parallel.DATA_AXIS]

@@ -70,3 +70,16 @@ def test_bad_inputs_name_the_argument():
     bad[2, 0, 0, 0] = np.inf
     with pytest.raises(NonFiniteError, match="pos_acts has 1 non-finite"):
         runs_lib.fit_runs(bad, neg, key)
+    # Row indices out of range (jax would clamp them to the last row) or of
+    # the wrong shape are named, for every method.
+    feats = pos.reshape(len(pos), -1), neg.reshape(len(neg), -1)
+    pi, ni = np.zeros((3, 5), int), np.zeros((3, 5), int)
+    for method in ("sgd", "logistic"):
+        with pytest.raises(ValueError, match=r"pos_index must hold row numbers in "
+                           r"\[0, 40\), got int64 in \[0, 40\]"):  # fmt: skip
+            runs_lib.fit_subsets(*feats, pi + np.eye(3, 5, dtype=int) * 40, ni,
+                                 method=method)  # fmt: skip
+        with pytest.raises(ValueError, match=r"neg_index must hold row numbers"):
+            runs_lib.fit_subsets(*feats, pi, ni - 1, method=method)
+        with pytest.raises(ValueError, match=r"must be \(R, n\) with the same R"):
+            runs_lib.fit_subsets(*feats, pi, ni[:, 0], method=method)
