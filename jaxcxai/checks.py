@@ -98,7 +98,7 @@ def check_finite(
         thresholds); only NaN and +inf count there.
     """
     allow = set(allow_neg_inf)
-    found = {}  # name -> (count or probe, size, array, allowed)
+    found = {}  # name -> (bad count, or a probe: NaN if any; size, array)
     for arg, value in arrays.items():
         for name, x in _named_leaves(arg, value):
             if isinstance(x, jax.core.Tracer):
@@ -121,9 +121,7 @@ def check_finite(
             found[name] = (count, x.size, x)
     counts = jax.device_get({k: v[0] for k, v in found.items()})
     for name, count in counts.items():
-        if np.issubdtype(np.asarray(count).dtype, np.inexact):  # a probe
-            if np.isfinite(count):
-                continue
+        if np.isnan(count):  # a probe that found NaN or inf: count them
             count = jnp.sum(~jnp.isfinite(found[name][2]))
         if count:
             raise NonFiniteError(name, int(count), int(found[name][1]), hint)

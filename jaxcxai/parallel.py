@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -45,6 +46,7 @@ __all__ = [
     "replicate",
     "host_slice",
     "check_batch_size",
+    "vary_like",
     "initialize_distributed",
     "DistributedInitError",
 ]
@@ -197,3 +199,14 @@ def to_host(tree: Any) -> Any:
 def replicate(tree: Any, mesh: Mesh) -> Any:
     """Puts a full copy of every leaf on every device of `mesh`."""
     return jax.device_put(tree, replicated_sharding(mesh))
+
+
+def vary_like(tree: Any, anchor: jax.typing.ArrayLike) -> Any:
+    """`tree` plus exact zeros computed from `anchor`.
+
+    Under `shard_map` a loop's initial carries must vary across devices as
+    its outputs do, and constants do not: tied to an input (`anchor`), they
+    take its variance. The zeros stay 0 even for a NaN or inf anchor.
+    """
+    zero = jnp.where(anchor == anchor, 0, 0)
+    return jax.tree.map(lambda c: c + zero.astype(c.dtype), tree)

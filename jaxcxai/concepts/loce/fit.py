@@ -85,7 +85,9 @@ def fit_one(
         )
     # Tie v0 to the inputs so that under shard_map the scan carry is "varying"
     # (with a constant carry, jax 0.11.2 silently gave wrong sharded fits).
-    v0 = objectives.init_vector(acts.shape[1], config, key) + 0.0 * acts[0, :, 0, 0]
+    v0 = parallel.vary_like(
+        objectives.init_vector(acts.shape[1], config, key), acts[0, :, 0, 0]
+    )
     v, losses = objectives.minimize(
         lambda v, _: _sample_loss(v, acts, target, alpha, config=config), v0, config
     )

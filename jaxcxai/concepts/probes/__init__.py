@@ -12,6 +12,7 @@ kpis      segmentation KPIs of bulk-fitted probes, streamed over chunks
 cavs      CAVs (logistic, hinge, SGD, mean-difference): fit in bulk, accuracy
 solver    the span L-BFGS solver of the CAV fits
 sgd       TCAV's default classifier: scikit-learn's SGDClassifier, vmappable
+shuffles  scikit-learn's SGD seeds and epoch shuffles, reproduced
 tcav      directional derivatives, TCAV scores, `run_tcav` (Kim et al. 2018)
 stats     TCAV significance: t-tests and Bonferroni correction
 pipeline  probes of a trained backbone: concept masks, COCO/VOC data, layer
@@ -27,6 +28,7 @@ from jaxcxai.concepts.probes import net2vec as net2vec
 from jaxcxai.concepts.probes import pipeline as pipeline
 from jaxcxai.concepts.probes import report as report
 from jaxcxai.concepts.probes import sgd as sgd
+from jaxcxai.concepts.probes import shuffles as shuffles
 from jaxcxai.concepts.probes import sources as sources
 from jaxcxai.concepts.probes import state as state
 from jaxcxai.concepts.probes import stats as stats
@@ -68,6 +70,7 @@ __all__ = [
     "pipeline",
     "report",
     "sgd",
+    "shuffles",
     "run_tcav",
     "sources",
     "state",

@@ -38,7 +38,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcxai import parallel
 from jaxcxai.checks import check_finite
+from jaxcxai.concepts.probes.shuffles import shuffle_permutation, sklearn_seed
 
 __all__ = [
     "sklearn_seed",
@@ -47,58 +49,6 @@ __all__ = [
     "fit_sgd",
     "fit_sgd_gram",
 ]
-
-_INT32_MAX = np.iinfo(np.int32).max
-
-
-def sklearn_seed(random_state: int) -> int:
-    """The shuffle seed of `SGDClassifier(random_state=random_state)`.
-
-    A binary fit draws two integers from `RandomState(random_state)`: first
-    its dataset's seed (used by SAG, not by SGD), then the seed of the
-    epochs' shuffles; this returns the second.
-    """
-    rs = np.random.RandomState(random_state)
-    rs.randint(1, _INT32_MAX)  # the dataset's own seed, unused by plain SGD
-    return int(rs.randint(_INT32_MAX))
-
-
-def _xorshift(s):
-    """One step of scikit-learn's `our_rand_r` on a uint32 state."""
-    s = jnp.where(s == 0, jnp.uint32(1), s)  # its guard: 0 is a fixed point
-    s = s ^ (s << 13)
-    s = s ^ (s >> 17)
-    s = s ^ (s << 5)
-    return s
-
-
-def shuffle_permutation(seed: jax.typing.ArrayLike, n: int) -> jax.Array:
-    """(n,) int32 permutation of one of scikit-learn's SGD epoch shuffles.
-
-    Fisher-Yates over positions i = 0..n-2, swapping i with
-    i + r % (n - i), r the next xorshift value modulo 2^31. Every epoch
-    replays the same swaps on the current order: order <- order[perm].
-    """
-    seed = jnp.asarray(seed).astype(jnp.uint32)
-
-    def swap(i, carry):
-        s, perm = carry
-        s = _xorshift(s)
-        r = s % jnp.uint32(2**31)
-        j = i + (r % (jnp.uint32(n) - i.astype(jnp.uint32))).astype(jnp.int32)
-        pi, pj = perm[i], perm[j]
-        return s, perm.at[i].set(pj).at[j].set(pi)
-
-    perm = _tie(jnp.arange(n, dtype=jnp.int32), seed)
-    return jax.lax.fori_loop(0, n - 1, swap, (seed, perm))[1]
-
-
-def _tie(tree, anchor):
-    """`tree` plus exact zeros computed from `anchor`: under `shard_map` a
-    loop's initial carries must vary across devices as its outputs do
-    (constants do not), so they take the anchor's (the inputs') variance."""
-    zero = jnp.where(anchor == anchor, 0, 0)  # 0 even for a NaN anchor
-    return jax.tree.map(lambda c: c + zero.astype(c.dtype), tree)
 
 
 def _sgd(dot, add, scale, v0, y, xsq, seed, alpha, max_iter, tol,
@@ -152,7 +102,7 @@ def _sgd(dot, add, scale, v0, y, xsq, seed, alpha, max_iter, tol,
     def epoch(state):
         order, v, b, t, sq, best, count, done, k = state
         order = order[perm]
-        zero, one = _tie((jnp.zeros((), dtype), jnp.ones((), dtype)), t)
+        zero, one = parallel.vary_like((jnp.zeros((), dtype), jnp.ones((), dtype)), t)
         v, (c, b, t, sq, obj) = run(v, (one, b, t, sq, zero), order)
         mean = obj / n
         count = jnp.where(mean > best - tol, count + 1, 0)
@@ -173,7 +123,7 @@ def _sgd(dot, add, scale, v0, y, xsq, seed, alpha, max_iter, tol,
              jnp.asarray(jnp.inf, dtype), jnp.zeros((), jnp.int32),
              jnp.zeros((), bool), jnp.zeros((), jnp.int32))  # fmt: skip
     anchor = y[0] + xsq[0] + jnp.asarray(seed).astype(dtype)  # varies as inputs do
-    state = jax.lax.while_loop(more, epoch, _tie(state, anchor))
+    state = jax.lax.while_loop(more, epoch, parallel.vary_like(state, anchor))
     return state[1], state[2], state[8]
 
 

@@ -142,12 +142,6 @@ def fit_subsets(
     neg_index = jnp.asarray(neg_index, jnp.int32)
     r = pos_index.shape[0]
     steps = cav_lib.default_steps(method, steps)
-    pad = 0 if mesh is None else -r % mesh.shape[parallel.DATA_AXIS]
-
-    def split(a):  # the runs over the mesh's `data` axis, padded
-        a = jnp.concatenate([a, jnp.repeat(a[-1:], pad, 0)])
-        return jax.device_put(a, parallel.data_sharding(mesh))
-
     if method == "sgd":
         rs = np.arange(r) if random_state is None else np.asarray(random_state)
         seeds = jnp.asarray(cav_lib.sgd_seeds(rs, (r,)))
@@ -156,8 +150,10 @@ def fit_subsets(
         runs = Runs(cav_lib._unit(weight), weight, bias, pos_index, neg_index)
         return cav_lib._check_sgd(method, runs)
     p, q = pos[pos_index], neg[neg_index]  # (R, n, D)
-    if mesh is not None:
-        p, q = split(p), split(q)
+    if mesh is not None:  # the runs over the mesh's `data` axis, padded
+        pad = -r % mesh.shape[parallel.DATA_AXIS]
+        p, q = (jax.device_put(jnp.concatenate([a, jnp.repeat(a[-1:], pad, 0)]),
+                               parallel.data_sharding(mesh)) for a in (p, q))  # fmt: skip
     direction, weight, bias = _fit_all(p, q, method, float(alpha), steps)
     return Runs(direction[:r], weight[:r], bias[:r], pos_index, neg_index)
 

@@ -28,6 +28,7 @@ one loop on each core, where the Gram GEMMs already use them all.
 """
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -38,7 +39,7 @@ from scipy.sparse.csgraph import connected_components
 from jaxcxai import parallel
 from jaxcxai.concepts.probes import sgd
 
-__all__ = ["Layout", "layout", "fit_sgd_runs"]
+__all__ = ["Layout", "fit_sgd_runs"]
 
 _HI = jax.lax.Precision.HIGHEST
 # A chunk's SGD inputs (Gram matrices or rows) are read at every step: kept
@@ -72,7 +73,8 @@ def _groups(index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 class Layout:
-    """Where each run's rows sit in the block layout (host arrays).
+    """Where the runs' rows, (R, n_c) concept and (R, n_r) pool row numbers,
+    sit in the block layout (host arrays).
 
     Groups are padded to one size m; where that costs more products than
     one block of all concept rows (uneven groups), all form one group.
@@ -116,11 +118,6 @@ class Layout:
         return c * self.m**2 + c * self.m * q + q * q <= r * n * n
 
 
-def layout(pos_index, neg_index) -> Layout:
-    """The block `Layout` of runs on (R, n_c) concept and (R, n_r) pool rows."""
-    return Layout(pos_index, neg_index)
-
-
 @functools.partial(jax.jit, static_argnums=(5, 6))
 def _grams(xp, xn, group, pos_at, neg_at, m, blocked):
     """(R, n, n) Gram matrices of the runs' rows [concept; non-concept]."""
@@ -162,11 +159,19 @@ def _chunk(runs: int, per_run_bytes: int) -> int:
 
 
 @jax.jit
-def _weights(coef, rows, x):
-    """(R, D) w_r = sum_i coef[r, i] x[rows[r, i]]: one GEMM of the
-    scattered (R, N) coefficients."""
-    scatter = lambda ri, ai: jnp.zeros(x.shape[0], ai.dtype).at[ri].add(ai)  # noqa: E731
-    return jnp.einsum("rn,nd->rd", jax.vmap(scatter)(rows, coef), x, precision=_HI)
+def _weights(coef, xp, xn, pos_at, neg_at):
+    """(R, D) w_r = sum_i coef[r, i] (row i of run r): the coefficients
+    scattered over the concept and the non-concept block, one GEMM each
+    (no copy of the two blocks into one)."""
+    n_c = pos_at.shape[1]
+
+    def spread(at, c, rows):  # (R, rows) coefficients per block row
+        return jax.vmap(lambda i, v: jnp.zeros(rows, v.dtype).at[i].add(v))(at, c)
+
+    w = jnp.einsum("rn,nd->rd", spread(pos_at, coef[:, :n_c], xp.shape[0]), xp,
+                   precision=_HI)  # fmt: skip
+    return w + jnp.einsum("rn,nd->rd", spread(neg_at, coef[:, n_c:], xn.shape[0]),
+                          xn, precision=_HI)  # fmt: skip
 
 
 def fit_sgd_runs(pos, neg, pos_index, neg_index, seeds, *, alpha: float,
@@ -183,21 +188,20 @@ def fit_sgd_runs(pos, neg, pos_index, neg_index, seeds, *, alpha: float,
     Returns:
       ((R, D) weights, (R,) biases); a fit that overflowed has a NaN bias.
     """
-    lay = layout(pos_index, neg_index)
+    lay = Layout(pos_index, neg_index)
     pos, neg = jnp.asarray(pos), jnp.asarray(neg)
     xp, xn = pos[jnp.asarray(lay.pos_rows)], neg[jnp.asarray(lay.neg_rows)]
     pos_at, neg_at = jnp.asarray(lay.pos_at), jnp.asarray(lay.neg_at)
-    r, n_c = lay.pos_at.shape
-    y = jnp.concatenate([jnp.ones(n_c), -jnp.ones(lay.neg_at.shape[1])])
-    rows = jnp.concatenate([pos_at, neg_at + xp.shape[0]], axis=1)  # (R, n)
-    gram = sgd.gram_form(pos.shape[1], rows.shape[1])
+    (r, n_c), n_r = lay.pos_at.shape, lay.neg_at.shape[1]
+    y = jnp.concatenate([jnp.ones(n_c), -jnp.ones(n_r)])
+    gram = sgd.gram_form(pos.shape[1], n_c + n_r)
     if gram:
         a = _grams(xp, xn, jnp.asarray(lay.group), pos_at, neg_at, lay.m,
                    lay.blocked())  # fmt: skip
     else:
-        a = jnp.concatenate([xp, xn])[rows]
+        a = jnp.concatenate([xp[pos_at], xn[neg_at]], axis=1)  # (R, n, D)
     groups = 1 if mesh is None else mesh.shape[parallel.DATA_AXIS]
-    chunk = _chunk(-(-r // groups), a[0].size * a.dtype.itemsize)
+    chunk = _chunk(-(-r // groups), math.prod(a.shape[1:]) * a.dtype.itemsize)
     pad = -r % (groups * chunk)  # copies of the last run, dropped after
     a, seeds = (jnp.concatenate([v, jnp.repeat(v[-1:], pad, 0)]) for v in (a, seeds))
     if mesh is not None:  # each device runs its share of the chunks
@@ -206,4 +210,4 @@ def fit_sgd_runs(pos, neg, pos_index, neg_index, seeds, *, alpha: float,
     coef, bias = jax.device_put((coef[:r], bias[:r]), xp.sharding)
     if not gram:
         return coef, bias
-    return _weights(coef, rows, jnp.concatenate([xp, xn])), bias
+    return _weights(coef, xp, xn, pos_at, neg_at), bias

@@ -107,7 +107,7 @@ def test_runs_equal_sklearn_per_run(d, n_pool, runs, blocked):
     pi = np.stack([rng.choice(n_pool, 15, replace=False) for _ in range(runs)])
     ni = np.stack([rng.choice(n_pool + 3, 15, replace=False) for _ in range(runs)])
     if blocked is not None:  # d = 6 <= n: primal steps, no Gram matrices
-        assert sgd_runs.layout(pi, ni).blocked() == blocked  # both paths tested
+        assert sgd_runs.Layout(pi, ni).blocked() == blocked  # both paths tested
     got = runs_lib.fit_subsets(pos, neg, pi, ni, method="sgd")
     _check_runs(got, pos, neg, pi, ni)
 
@@ -134,7 +134,7 @@ def test_runs_of_several_concepts_use_one_block_each():
     pi = np.concatenate([np.stack([rng.choice(pool, n, replace=False) + k * pool
                                    for _ in range(runs)]) for k in range(3)])  # fmt: skip
     ni = np.stack([rng.choice(30, n, replace=False) for _ in range(3 * runs)])
-    lay = sgd_runs.layout(pi, ni)
+    lay = sgd_runs.Layout(pi, ni)
     np.testing.assert_array_equal(lay.group, np.repeat([0, 1, 2], runs))
     assert lay.blocked() and lay.pos_rows.shape == (3 * lay.m,)
     np.testing.assert_array_equal(lay.pos_rows[lay.pos_at], pi)
@@ -174,7 +174,7 @@ def test_uneven_groups_form_one_block():
     rng = np.random.default_rng(2)
     big = np.stack([rng.choice(200, 40, replace=False) for _ in range(10)])
     pi = np.concatenate([big, 200 + np.arange(80).reshape(2, 40)])
-    lay = sgd_runs.layout(pi, rng.integers(0, 50, (len(pi), 40)))
+    lay = sgd_runs.Layout(pi, rng.integers(0, 50, (len(pi), 40)))
     assert len(np.unique(sgd_runs._groups(pi)[2])) == 3
     assert (lay.group == 0).all() and lay.pos_rows.shape == (lay.m,)
     np.testing.assert_array_equal(lay.pos_rows[lay.pos_at], pi)  # rows kept
