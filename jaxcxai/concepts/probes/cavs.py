@@ -14,7 +14,13 @@ import numpy as np
 
 from jaxcxai import parallel
 from jaxcxai.checks import check_finite
-from jaxcxai.concepts.probes.sgd import fit_sgd, fit_sgd_gram, gram_form, sklearn_seed
+from jaxcxai.concepts.probes.sgd import (
+    fit_sgd,
+    fit_sgd_gram,
+    fits_per_chunk,
+    gram_form,
+    sklearn_seed,
+)
 from jaxcxai.concepts.probes.solver import (
     _HI,
     _gram_matvec,
@@ -181,32 +187,44 @@ def _check_sgd(method, cavs):
 def _sgd_pairs(pos, neg, seeds, alpha, max_iter):
     """TCAV's `SGDClassifier` on every (concept set, random set) pair, rows
     [pos; neg]: primal steps (`sgd.fit_sgd`) for short rows (d <= n), else
-    the Gram form (`sgd.fit_sgd_gram`) from the three blocks."""
-    (n_c, d), n_r = pos.shape[1:], neg.shape[1]
+    the Gram form (`sgd.fit_sgd_gram`) from the three blocks.
+
+    Concepts run in chunks (`lax.map`), each against all random sets: only a
+    chunk's inputs are formed at once (K x R pairs of rows or Gram matrices
+    would not fit for thousands of probes), they stay in cache through the
+    epochs (`sgd.CACHE_BYTES`), and a chunk's loop stops when its fits have.
+    A mesh's split of the random sets is kept inside each chunk.
+    """
+    (k, n_c, d), (r, n_r) = pos.shape, neg.shape[:2]
     y = jnp.concatenate([jnp.ones(n_c), -jnp.ones(n_r)])
     hypers = dict(alpha=alpha, max_iter=max_iter)
-    pairs = lambda f: jax.vmap(jax.vmap(f, (None, 0, 0)), (0, None, 0))  # noqa: E731
-    if not gram_form(d, n_c + n_r):
+    gram = gram_form(d, n_c + n_r)
+    size = (n_c + n_r) * (n_c + n_r if gram else d) * pos.dtype.itemsize
+    chunk = fits_per_chunk(k, r * size)
+    if not gram:
 
         def primal(p, q, seed):
             w, b, _ = fit_sgd(jnp.concatenate([p, q]), y, seed, **hypers)
             return w, b
 
-        return pairs(primal)(pos, neg, seeds)
-    g_pp = jnp.einsum("kid,kjd->kij", pos, pos, precision=_HI)
+        concept = lambda ps: jax.vmap(primal, (None, 0, 0))(ps[0], neg, ps[1])  # noqa: E731
+        return jax.lax.map(concept, (pos, seeds), batch_size=chunk)
     g_nn = jnp.einsum("rid,rjd->rij", neg, neg, precision=_HI)
-    g_pn = jnp.einsum("kid,rjd->krij", pos, neg, precision=_HI)
 
-    def dual(gpp, gnn, gpn_seed):
-        gpn, seed = gpn_seed
+    def dual(gpp, gnn, gpn, seed):
         gram = jnp.block([[gpp, gpn], [gpn.T, gnn]])
         a, b, _ = fit_sgd_gram(gram, y, seed, **hypers)
         return a, b
 
-    a, b = pairs(dual)(g_pp, g_nn, (g_pn, seeds))
-    w = jnp.einsum("kri,kid->krd", a[..., :n_c], pos, precision=_HI)
-    w = w + jnp.einsum("krj,rjd->krd", a[..., n_c:], neg, precision=_HI)
-    return w, b
+    def concept(ps):
+        p, s = ps
+        g_pp = jnp.einsum("id,jd->ij", p, p, precision=_HI)
+        g_pn = jnp.einsum("id,rjd->rij", p, neg, precision=_HI)
+        a, b = jax.vmap(dual, (None, 0, 0, 0))(g_pp, g_nn, g_pn, s)
+        w = jnp.einsum("ri,id->rd", a[:, :n_c], p, precision=_HI)
+        return w + jnp.einsum("rj,rjd->rd", a[:, n_c:], neg, precision=_HI), b
+
+    return jax.lax.map(concept, (pos, seeds), batch_size=chunk)
 
 
 @functools.partial(jax.jit, static_argnums=(3, 4, 5, 6))

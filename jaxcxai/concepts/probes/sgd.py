@@ -46,6 +46,8 @@ __all__ = [
     "sklearn_seed",
     "shuffle_permutation",
     "gram_form",
+    "CACHE_BYTES",
+    "fits_per_chunk",
     "fit_sgd",
     "fit_sgd_gram",
 ]
@@ -165,6 +167,18 @@ def gram_form(dim: int, n: int) -> bool:
     """Whether `fit_sgd_gram` beats `fit_sgd` for n rows of `dim` features:
     its steps cost O(n), the primal's O(dim)."""
     return dim > n
+
+
+CACHE_BYTES = 8 * 2**20  # the inputs of fits run together: `fits_per_chunk`
+
+
+def fits_per_chunk(fits: int, per_fit_bytes: int) -> int:
+    """Fits vmapped together per step of a loop over chunks: their inputs
+    (read at every SGD step) within CACHE_BYTES, at least one, the chunks as
+    even as that allows. 200 runs of (200, 200) Gram matrices ran 1.3-1.5x
+    faster in chunks of 40 than all at once (2-core EPYC)."""
+    most = max(1, CACHE_BYTES // max(per_fit_bytes, 1))
+    return -(-fits // -(-fits // most))
 
 
 def _inputs(name, rows, y, square):

@@ -42,10 +42,6 @@ from jaxcxai.concepts.probes import sgd
 __all__ = ["Layout", "fit_sgd_runs"]
 
 _HI = jax.lax.Precision.HIGHEST
-# A chunk's SGD inputs (Gram matrices or rows) are read at every step: kept
-# within a core's share of cache, 200 runs of (200, 200) Gram matrices ran
-# 1.3-1.5x faster in chunks of 40 than all at once (2-core EPYC).
-CACHE_BYTES = 8 * 2**20
 
 
 def _bucket(size: int) -> int:
@@ -151,13 +147,6 @@ def _loops(a, y, seeds, alpha, max_iter, gram, groups, chunk):
     return coef.reshape((-1,) + coef.shape[3:]), bias.reshape(-1)
 
 
-def _chunk(runs: int, per_run_bytes: int) -> int:
-    """Runs per chunk: their inputs within CACHE_BYTES (at least one run),
-    the chunks of `runs` as even as that allows."""
-    most = max(1, CACHE_BYTES // max(per_run_bytes, 1))
-    return -(-runs // -(-runs // most))
-
-
 @jax.jit
 def _weights(coef, xp, xn, pos_at, neg_at):
     """(R, D) w_r = sum_i coef[r, i] (row i of run r): the coefficients
@@ -201,7 +190,9 @@ def fit_sgd_runs(pos, neg, pos_index, neg_index, seeds, *, alpha: float,
     else:
         a = jnp.concatenate([xp[pos_at], xn[neg_at]], axis=1)  # (R, n, D)
     groups = 1 if mesh is None else mesh.shape[parallel.DATA_AXIS]
-    chunk = _chunk(-(-r // groups), math.prod(a.shape[1:]) * a.dtype.itemsize)
+    chunk = sgd.fits_per_chunk(
+        -(-r // groups), math.prod(a.shape[1:]) * a.dtype.itemsize
+    )
     pad = -r % (groups * chunk)  # copies of the last run, dropped after
     a, seeds = (jnp.concatenate([v, jnp.repeat(v[-1:], pad, 0)]) for v in (a, seeds))
     if mesh is not None:  # each device runs its share of the chunks

@@ -96,6 +96,27 @@ def test_bulk_cavs_equal_sklearn_per_pair_in_float32(d):
     np.testing.assert_allclose(same.weight[0, 0], ref.coef_[0], atol=2e-5 * scale)
 
 
+@pytest.mark.parametrize("d", [40, 90])  # primal steps, Gram form
+def test_bulk_cavs_in_chunks_of_concepts_equal_one_vmap(monkeypatch, d):
+    # 5 concepts in chunks of 2 (a remainder of 1) against 3 random sets.
+    rng = np.random.default_rng(4)
+    pos = (rng.standard_normal((5, 20, d)) + 0.4).astype(np.float32)
+    neg = rng.standard_normal((3, 25, d)).astype(np.float32)
+    states = np.arange(15).reshape(5, 3)
+    one = cav_lib.fit_cavs(pos, neg, method="sgd", random_state=states)
+    per_pair = 45 * (45 if d > 45 else d) * 4
+    monkeypatch.setattr(sgd, "CACHE_BYTES", 2 * 3 * per_pair)
+    assert sgd.fits_per_chunk(5, 3 * per_pair) == 2
+    jax.clear_caches()  # the chunk is fixed when _fit_cavs is traced
+    chunked = cav_lib.fit_cavs(pos, neg, method="sgd", random_state=states)
+    np.testing.assert_array_equal(chunked.weight, one.weight)
+    np.testing.assert_array_equal(chunked.bias, one.bias)
+    y = np.r_[np.ones(20), np.zeros(25)]
+    ref = _sklearn(np.concatenate([pos[4], neg[2]]), y, 14)  # the remainder chunk
+    scale = np.abs(ref.coef_[0]).max()
+    np.testing.assert_allclose(chunked.weight[4, 2], ref.coef_[0], atol=2e-5 * scale)
+
+
 # Short rows run the primal steps; long ones the Gram form, from block Gram
 # matrices (few pool rows, many runs) or per run.
 @pytest.mark.parametrize("d,n_pool,runs,blocked", [(6, 40, 4, None),
@@ -161,8 +182,8 @@ def test_chunked_loops_equal_one_vmap(monkeypatch):
     pi = np.stack([rng.choice(30, 10, replace=False) for _ in range(7)])
     ni = np.stack([rng.choice(30, 10, replace=False) for _ in range(7)])
     one = runs_lib.fit_subsets(pos, neg, pi, ni, method="sgd")
-    monkeypatch.setattr(sgd_runs, "CACHE_BYTES", 3 * 20 * 20 * 4)  # 3 runs a chunk
-    assert sgd_runs._chunk(7, 20 * 20 * 4) == 3
+    monkeypatch.setattr(sgd, "CACHE_BYTES", 3 * 20 * 20 * 4)  # 3 runs a chunk
+    assert sgd.fits_per_chunk(7, 20 * 20 * 4) == 3
     chunked = runs_lib.fit_subsets(pos, neg, pi, ni, method="sgd")
     np.testing.assert_array_equal(chunked.weight, one.weight)
     np.testing.assert_array_equal(chunked.bias, one.bias)
