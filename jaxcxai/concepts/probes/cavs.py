@@ -32,6 +32,7 @@ __all__ = ["Cavs", "METHODS", "flatten_acts", "fit_cavs", "cav_accuracy"]
 
 
 METHODS = ("logistic", "hinge", "sgd", "mean_diff")
+HINGE_SMOOTHING = 0.05  # band of the smoothed hinge (`fit_cavs`' default)
 
 
 class Cavs(NamedTuple):
@@ -86,7 +87,7 @@ def fit_cavs(
     method: str = "logistic",
     alpha: float = 0.01,
     steps: int | None = None,
-    hinge_smoothing: float = 0.05,
+    hinge_smoothing: float = HINGE_SMOOTHING,
     random_state: int | jax.typing.ArrayLike = 0,
     mesh: jax.sharding.Mesh | None = None,
 ) -> Cavs:

@@ -94,7 +94,8 @@ def _fit_all(pos_runs, neg_runs, method, alpha, steps):
     unused_seed = jnp.zeros((1, 1), jnp.uint32)
 
     def one(p, q):  # one (concept subset, random subset) pair of `fit_cavs`
-        c = cav_lib._fit_cavs(p[None], q[None], unused_seed, method, alpha, steps, 0.05)
+        c = cav_lib._fit_cavs(p[None], q[None], unused_seed, method, alpha, steps,
+                              cav_lib.HINGE_SMOOTHING)  # fmt: skip
         return c.direction[0, 0], c.weight[0, 0], c.bias[0, 0]
 
     return jax.vmap(one)(pos_runs, neg_runs)
